@@ -1,0 +1,192 @@
+"""The channel part of a chain: what happens between unit-power symbols and equalised symbols.
+
+A :class:`Link` owns the channel model, the resource grid (if any), channel estimation and
+equalisation. The chains (:mod:`linksim.phy.chains`) put power normalisation and interleaving
+(analog) or CRC/LDPC/QAM (digital) around a link. Every link splits *drawing* a channel
+(:meth:`Link.generate`) from *applying* it (:meth:`Link.transmit`), so that a receiver can freeze a
+channel and re-run the noise-free forward operator (:meth:`Link.noise_free`) as often as it needs.
+
+Shapes: ``B`` examples (images or codeword blocks), ``N`` data symbols per example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+KINDS = ("awgn", "rayleigh", "ofdm", "tdl")
+ESTIMATORS = ("perfect", "ls", "lmmse")
+EQUALIZERS = ("zf", "mmse")
+
+
+class GridError(ValueError):
+    """A number of data symbols does not fit the configured resource grid."""
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Static description of a link (the engine maps the scenario's ``channel:`` onto it).
+
+    :param kind: ``awgn`` | ``rayleigh`` (flat block fading) | ``ofdm`` (exponential-PDP multipath)
+        | ``tdl`` (3GPP TR 38.901 TDL-A..E)
+    :param coherence_symbols: rayleigh: symbols per fading block; ``None`` = one coefficient per
+        example
+    :param paths: ofdm: number of taps ``L`` of the exponential power-delay profile
+    :param decay: ofdm: PDP decay, ``p_l ∝ exp(-l/decay)``, normalised so ``Σ p_l = 1``
+    :param tdl_model: tdl: one of ``A``..``E``
+    :param delay_spread: tdl: RMS delay spread [s]
+    :param subcarriers: ofdm/tdl: FFT size; ``None`` derives it as ``N / data_symbols``
+    :param data_symbols: data OFDM symbols per frame
+    :param pilot_symbols: pilot OFDM symbols per frame (all subcarriers carry pilots there)
+    :param cp: cyclic-prefix length [samples]
+    :param subcarrier_spacing: [Hz]
+    :param estimator: ``perfect`` | ``ls`` | ``lmmse``
+    :param equalizer: ``zf`` | ``mmse``
+    :param clip_ratio: amplitude clipping threshold as a multiple of the time-domain RMS
+        amplitude (``None`` = no clipping)
+    :param interleave: analog chain: random symbol interleaver (a permutation per realization)
+    """
+
+    kind: str = "awgn"
+    coherence_symbols: int | None = None
+    paths: int = 8
+    decay: float = 4.0
+    tdl_model: str = "C"
+    delay_spread: float = 100e-9
+    subcarriers: int | None = None
+    data_symbols: int = 16
+    pilot_symbols: int = 1
+    cp: int = 12
+    subcarrier_spacing: float = 15e3
+    estimator: str = "lmmse"
+    equalizer: str = "mmse"
+    clip_ratio: float | None = None
+    interleave: bool = True
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}; got {self.estimator!r}")
+        if self.equalizer not in EQUALIZERS:
+            raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {self.equalizer!r}")
+
+
+@dataclass(frozen=True)
+class GridInfo:
+    """How ``num_data`` symbols per example are laid out on the air.
+
+    ``num_data`` counts data symbols only (they define the CBR, DESIGN.md §3); pilots and cyclic
+    prefix are reported separately as overhead.
+
+    :param num_data: data symbols per example
+    :param num_frames: OFDM frames per example (1 for flat links)
+    :param subcarriers: FFT size (0 for flat links)
+    :param data_symbols: data OFDM symbols per frame (0 for flat links)
+    :param pilot_symbols: pilot OFDM symbols per frame
+    :param pilot_res: pilot resource elements per example
+    :param cp_samples: cyclic-prefix samples per example
+    """
+
+    num_data: int
+    num_frames: int = 1
+    subcarriers: int = 0
+    data_symbols: int = 0
+    pilot_symbols: int = 0
+    pilot_res: int = 0
+    cp_samples: int = 0
+
+    @property
+    def overhead(self) -> float:
+        """Extra channel uses (pilots + CP) per data symbol, e.g. 0.1 = 10 % on top of ``num_data``."""
+        return (self.pilot_res + self.cp_samples) / self.num_data
+
+
+@dataclass
+class ChannelRealization:
+    """A frozen channel draw for ``B`` examples.
+
+    :param h: the true channel; layout depends on the link (flat: ``[B, N]`` complex gain per
+        symbol; OFDM: ``[B, F, S, M]`` frequency response per resource element, ``F`` frames,
+        ``S`` OFDM symbols, ``M`` subcarriers)
+    :param extra: link-specific tensors (time-domain taps, pilots, ...)
+    """
+
+    h: torch.Tensor
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class LinkOutput:
+    """What :meth:`Link.transmit` returns.
+
+    :param y_eq: ``[B, N]`` complex, equalised data symbols (estimates of the sent symbols)
+    :param no_eff: ``[B, N]`` float, effective noise variance of each equalised symbol
+        (includes channel-estimation error where the estimator reports it)
+    :param h_hat: the estimated channel, same layout as :attr:`ChannelRealization.h`
+    :param err_var: estimation error variance (same layout as ``h_hat``, or ``None`` when perfect)
+    :param weights: equaliser state needed to re-apply the *same* equaliser in
+        :meth:`Link.noise_free` (link-specific)
+    :param y: the received signal before equalisation (link-specific layout), for blind receivers
+    """
+
+    y_eq: torch.Tensor
+    no_eff: torch.Tensor
+    h_hat: torch.Tensor | None = None
+    err_var: torch.Tensor | None = None
+    weights: dict = field(default_factory=dict)
+    y: torch.Tensor | None = None
+
+
+class Link(nn.Module):
+    """Base class: unit-power symbols ``[B, N]`` -> channel -> estimation -> equalisation.
+
+    :param cfg: the link configuration
+    :param num_symbols: ``N``, data symbols per example
+    :param device: torch device; Sionna blocks are built on it (they do not move later)
+    """
+
+    def __init__(self, cfg: LinkConfig, num_symbols: int, device: str | torch.device = "cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.num_symbols = int(num_symbols)
+        self.device = torch.device(device)
+
+    def grid(self) -> GridInfo:
+        """The layout of ``N`` data symbols on the air (flat links: no overhead)."""
+        return GridInfo(num_data=self.num_symbols)
+
+    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
+        """Draw ``batch_size`` independent channels (fading, pilots) with ``generator``."""
+        raise NotImplementedError
+
+    def transmit(
+        self,
+        x: torch.Tensor,
+        realization: ChannelRealization,
+        no: torch.Tensor,
+        generator: torch.Generator,
+    ) -> LinkOutput:
+        """Send ``x`` ``[B, N]`` complex (unit average power per example) over ``realization``.
+
+        :param no: ``[B]`` linear noise variance ``N0``; noise is ``CN(0, N0)`` per complex sample
+        :param generator: draws the noise
+        """
+        raise NotImplementedError
+
+    def noise_free(
+        self,
+        x: torch.Tensor,
+        realization: ChannelRealization,
+        out: LinkOutput,
+        use_true_channel: bool = False,
+    ) -> torch.Tensor:
+        """Noise-free, differentiable re-simulation ``A(x)``: ``[B, N]`` complex -> ``[B, N]``.
+
+        The channel is ``out.h_hat`` (or ``realization.h`` with ``use_true_channel``), and the
+        equaliser is the one stored in ``out.weights`` (not re-derived), so that with the true
+        channel and the transmitted ``x`` the result equals ``out.y_eq`` minus the equalised noise.
+        """
+        raise NotImplementedError
