@@ -1,1 +1,6 @@
+"""Neural joint source-channel coding: ADJSCC (attention DeepJSCC), its training, the embedded
+weights trained by the project and a loader for the public ADJSCC checkpoints."""
 
+from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, load_embedded, load_model, save_model
+
+__all__ = ["ADJSCC", "ADJSCCConfig", "awgn_channel", "load_embedded", "load_model", "save_model"]

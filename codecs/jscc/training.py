@@ -1,0 +1,480 @@
+"""Training of ADJSCC models: ``train_jscc(config, output_dir, resume=True)``.
+
+One run = a strict YAML/pydantic config -> random crops of a corpus -> encoder -> channel (CSNR
+drawn uniformly per image) -> decoder -> MSE, with Adam and a learning-rate schedule. The run
+checkpoints every ``checkpoint_every`` steps (model, optimiser, scheduler, step, the data and noise
+generators' states, loss history) and resumes from the checkpoint bit-for-bit, so a killed run loses
+at most ``checkpoint_every`` steps. At the end it writes the weights (safetensors + JSON config), a
+loss curve PNG and a PSNR-vs-CSNR table on the held-out images (CSV, also printed).
+
+The embedded corpus is scikit-image's colour photos; by default ``coffee`` and ``chelsea`` are
+held out for evaluation and never cropped for training.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, save_model
+
+__all__ = [
+    "TrainJSCCConfig", "DataConfig", "ModelConfig", "ChannelConfig", "OptimConfig", "TrainResult",
+    "train_jscc", "load_train_config", "embedded_photos", "eval_images", "evaluate_psnr",
+    "EMBEDDED_PHOTOS", "EMBEDDED_HOLDOUT",
+]
+
+# scikit-image colour photos that ship with the package (no download needed).
+EMBEDDED_PHOTOS = (
+    "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
+    "retina", "stereo_motorcycle",
+)
+EMBEDDED_HOLDOUT = ("coffee", "chelsea")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """:param source: ``embedded`` (scikit-image photos) or ``folder`` (png/jpg/bmp, recursive, sorted)
+    :param folder: image folder for ``source: folder``
+    :param crop: side of the random training crops [px] (multiple of 4)
+    :param scales: each training photo is also resized by these factors (crops then see both
+        fine detail and whole-scene structure)
+    :param holdout: image names (file stems for folders) kept out of training, used for evaluation
+    :param eval_size: held-out images are resized (short side) and centre-cropped to this side
+    """
+
+    source: Literal["embedded", "folder"] = "embedded"
+    folder: str | None = None
+    crop: int = Field(32, ge=4)
+    scales: list[float] = [1.0, 0.5, 0.25, 0.125]
+    holdout: list[str] = list(EMBEDDED_HOLDOUT)
+    eval_size: int = Field(64, ge=4)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.crop % 4 or self.eval_size % 4:
+            raise ValueError("crop and eval_size must be multiples of 4")
+        if self.source == "folder" and not self.folder:
+            raise ValueError("data.folder is required with source: folder")
+        return self
+
+
+class ModelConfig(_Strict):
+    """:param channels: latent channels ``C`` (CBR ``C/96``)
+    :param filters: hidden width ``F``"""
+
+    channels: int = Field(2, ge=1)
+    filters: int = Field(64, ge=1)
+
+
+class ChannelConfig(_Strict):
+    """:param kind: ``awgn`` (local, exact DESIGN §3 convention) or ``rayleigh``/``ofdm``
+        (through :class:`linksim.phy.chains.AnalogChain`, with its estimation and equalisation)
+    :param csnr_db: ``[lo, hi]``, CSNR drawn uniformly per image [dB]"""
+
+    kind: Literal["awgn", "rayleigh", "ofdm"] = "awgn"
+    csnr_db: tuple[float, float] = (0.0, 14.0)
+
+
+class OptimConfig(_Strict):
+    """Adam; ``schedule``: ``cosine`` (to ``lr * min_lr_ratio``), ``step`` (x ``gamma`` every
+    ``step_size`` steps) or ``constant``."""
+
+    lr: float = Field(1e-3, gt=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)
+    step_size: int = Field(1000, ge=1)
+    gamma: float = Field(0.5, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TrainJSCCConfig(_Strict):
+    """A training run (``configs/jscc_*.yaml``)."""
+
+    name: str = "adjscc"
+    seed: int = 0
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    num_threads: int | None = None  # torch intra-op threads for this run (None: leave as is)
+    eval_csnr_db: list[float] = [0.0, 5.0, 10.0, 14.0]
+    eval_repeats: int = Field(4, ge=1)  # noise draws per held-out image and CSNR
+    output: str | None = None  # default output folder (the CLI may override)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    channel: ChannelConfig = ChannelConfig()
+    optim: OptimConfig = OptimConfig()
+
+
+def load_train_config(config) -> TrainJSCCConfig:
+    """A config from a YAML path, a dict or a :class:`TrainJSCCConfig` (validated, strict)."""
+    if isinstance(config, TrainJSCCConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config not found: {path}")
+        config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a path, dict or TrainJSCCConfig; got {type(config).__name__}")
+    return TrainJSCCConfig.model_validate(config)
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HWC uint8 (grey, RGB or RGBA) -> [3, H, W] float32 in [0, 1]."""
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = img[..., :3]
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+
+
+def embedded_photos(names=EMBEDDED_PHOTOS) -> dict[str, torch.Tensor]:
+    """scikit-image colour photos as ``{name: [3, H, W] float}`` (stereo_motorcycle: left view)."""
+    import skimage.data
+
+    out = {}
+    for name in names:
+        img = getattr(skimage.data, name)()
+        if isinstance(img, tuple):  # stereo_motorcycle -> (left, right, disparity)
+            img = img[0]
+        out[name] = _to_tensor(img)
+    return out
+
+
+def _folder_photos(folder: str) -> dict[str, torch.Tensor]:
+    from PIL import Image
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.folder does not exist: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
+    if not files:
+        raise FileNotFoundError(f"no png/jpg/bmp images under {root}")
+    return {p.stem: _to_tensor(np.asarray(Image.open(p).convert("RGB"))) for p in files}
+
+
+def _resize(img: torch.Tensor, scale: float) -> torch.Tensor:
+    if scale == 1.0:
+        return img
+    return F.interpolate(img[None], scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    img = F.interpolate(img[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return img[:, top : top + size, left : left + size].clamp(0, 1)
+
+
+def _photos(cfg: DataConfig) -> dict[str, torch.Tensor]:
+    return embedded_photos() if cfg.source == "embedded" else _folder_photos(cfg.folder)
+
+
+def eval_images(cfg: DataConfig) -> torch.Tensor:
+    """The held-out images, resized and centre-cropped to ``eval_size``: ``[K, 3, S, S]``."""
+    photos = _photos(cfg)
+    missing = [n for n in cfg.holdout if n not in photos]
+    if missing:
+        raise ValueError(f"held-out images not in the corpus: {missing}")
+    return torch.stack([_resize_center_crop(photos[n], cfg.eval_size) for n in cfg.holdout])
+
+
+class CropSampler:
+    """Random ``crop``x``crop`` patches with random horizontal flips from a multi-scale corpus.
+
+    :param images: training images ``[3, H, W]`` (each at every scale, those smaller than the crop dropped)
+    :param generator: the only source of randomness (its state is checkpointed)
+    """
+
+    def __init__(self, images: list[torch.Tensor], crop: int, generator: torch.Generator):
+        self.images = [im for im in images if min(im.shape[-2:]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop}x{crop}")
+        self.crop = crop
+        self.generator = generator
+
+    def __call__(self, batch: int) -> torch.Tensor:
+        g, c = self.generator, self.crop
+        idx = torch.randint(len(self.images), (batch,), generator=g)
+        out = torch.empty(batch, 3, c, c)
+        for b, i in enumerate(idx.tolist()):
+            im = self.images[i]
+            top = int(torch.randint(im.shape[1] - c + 1, (1,), generator=g))
+            left = int(torch.randint(im.shape[2] - c + 1, (1,), generator=g))
+            patch = im[:, top : top + c, left : left + c]
+            if float(torch.rand(1, generator=g)) < 0.5:
+                patch = patch.flip(-1)
+            out[b] = patch
+        return out
+
+
+# ---- channel -------------------------------------------------------------------------------------
+def _channel_fn(cfg: ChannelConfig, num_symbols: int, device, generator: torch.Generator):
+    if cfg.kind == "awgn":
+        return awgn_channel(generator)
+    try:
+        from linksim.phy.chains import AnalogChain
+        from linksim.phy.links import LinkConfig
+    except ImportError as err:  # phy/chains.py is developed in parallel
+        raise ValueError(f"channel kind {cfg.kind!r} needs linksim.phy.chains.AnalogChain, which is not importable") from err
+    chain = AnalogChain(LinkConfig(kind=cfg.kind), num_symbols, device=device)
+
+    def channel(x, csnr_db):
+        no = 10.0 ** (-csnr_db.float() / 10.0)
+        y_eq, state = chain(x, no, generator)
+        return y_eq, state.no_eff
+
+    return channel
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mse = (x - y).square().flatten(1).mean(1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+@torch.no_grad()
+def evaluate_psnr(model: ADJSCC, images: torch.Tensor, csnr_db: list[float], repeats: int = 4, seed: int = 1234, channel_fn=None) -> dict[float, float]:
+    """Mean PSNR [dB] over ``images`` and ``repeats`` noise draws at each CSNR (AWGN by default).
+
+    :param images: ``[K, 3, H, W]`` in [0, 1]
+    :return: ``{csnr_db: mean PSNR}``
+    """
+    dev = next(model.parameters()).device
+    images = images.to(dev)
+    was_training = model.training
+    model.eval()
+    g = torch.Generator(device=dev).manual_seed(seed)
+    ch = channel_fn or awgn_channel(g)
+    out = {}
+    for snr in csnr_db:
+        vals = [_psnr(model(images, ch, float(snr)), images).mean() for _ in range(repeats)]
+        out[float(snr)] = float(torch.stack(vals).mean())
+    model.train(was_training)
+    return out
+
+
+# ---- training loop -------------------------------------------------------------------------------
+class TrainResult(BaseModel):
+    """What :func:`train_jscc` returns (paths under ``output_dir``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    weights: Path
+    config: Path
+    loss_png: Path
+    eval_csv: Path
+    steps: int
+    final_loss: float
+    psnr: dict[float, float]
+    seconds: float
+
+
+def _lr_lambda(cfg: TrainJSCCConfig):
+    o, n = cfg.optim, cfg.steps
+    if o.schedule == "cosine":
+        return lambda s: o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, n) / n))
+    if o.schedule == "step":
+        return lambda s: o.gamma ** (s // o.step_size)
+    return lambda s: 1.0
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill mid-write never leaves a broken checkpoint
+
+
+def _plot_loss(losses: list[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, lw=0.5, alpha=0.4, label="batch MSE")
+    if len(losses) >= 20:
+        k = max(len(losses) // 50, 5)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, lw=1.5, label=f"mean of {k}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def train_jscc(config, output_dir: str | Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train an ADJSCC model.
+
+    :param config: YAML path, dict or :class:`TrainJSCCConfig`
+    :param output_dir: where checkpoint, weights, loss curve and evaluation go (default:
+        ``config.output``, else ``runs/<name>``)
+    :param resume: continue from ``output_dir/checkpoint.pt`` when it exists
+    :param progress: show a tqdm progress bar
+    :return: :class:`TrainResult` (files: ``model.safetensors`` + ``model.json``, ``loss.png``,
+        ``eval.csv``, ``checkpoint.pt``, ``config.yaml``)
+    """
+    from tqdm.auto import tqdm
+
+    cfg = load_train_config(config)
+    out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = _resolve_device(cfg.device)
+    t0 = time.time()
+
+    torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
+    model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+
+    photos = _photos(cfg.data)
+    train = [_resize(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
+    sampler = CropSampler(train, cfg.data.crop, data_gen)
+    n_sym = model.num_symbols(cfg.data.crop, cfg.data.crop)
+    channel = _channel_fn(cfg.channel, n_sym, device, noise_gen)
+    lo, hi = cfg.channel.csnr_db
+
+    step, losses = 0, []
+    ckpt_path = out / "checkpoint.pt"
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        data_gen.set_state(ck["data_rng"])
+        noise_gen.set_state(ck["noise_rng"])
+        step, losses = ck["step"], list(ck["losses"])
+
+    use_amp = cfg.amp and device.type == "cuda"
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    while step < cfg.steps:
+        x = sampler(cfg.batch_size).to(device)
+        csnr = lo + (hi - lo) * torch.rand(cfg.batch_size, generator=noise_gen, device=device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            x_hat = model(x, channel, csnr)
+        loss = F.mse_loss(x_hat.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(mse=f"{losses[-1]:.4f}", psnr=f"{-10 * math.log10(max(losses[-1], 1e-10)):.2f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "data_rng": data_gen.get_state(), "noise_rng": noise_gen.get_state(),
+                "step": step, "losses": losses, "config": cfg.model_dump(mode="json"),
+            })
+    bar.close()
+
+    model.eval()
+    psnr = evaluate_psnr(model, eval_images(cfg.data), cfg.eval_csnr_db, cfg.eval_repeats, seed=cfg.seed + 2)
+    weights = out / "model.safetensors"
+    save_model(model, weights, extra={"trained_steps": step, "holdout": list(cfg.data.holdout),
+                                      "eval_size": cfg.data.eval_size,
+                                      "psnr_awgn_holdout": {str(k): round(v, 3) for k, v in psnr.items()}})
+    eval_csv = out / "eval.csv"
+    with eval_csv.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["channel", "csnr_db", "psnr_db", "images", "size"])
+        for k, v in psnr.items():
+            w.writerow(["awgn", k, f"{v:.3f}", "+".join(cfg.data.holdout), cfg.data.eval_size])
+    loss_png = out / "loss.png"
+    _plot_loss(losses, loss_png, f"{cfg.name} (C={cfg.model.channels}, F={cfg.model.filters})")
+    if progress:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{cfg.name}: PSNR on held-out {', '.join(cfg.data.holdout)} (AWGN)")
+        table.add_column("CSNR [dB]")
+        table.add_column("PSNR [dB]")
+        for k, v in psnr.items():
+            table.add_row(f"{k:g}", f"{v:.2f}")
+        Console().print(table)
+    return TrainResult(weights=weights, config=weights.with_suffix(".json"), loss_png=loss_png, eval_csv=eval_csv,
+                       steps=step, final_loss=losses[-1] if losses else float("nan"), psnr=psnr, seconds=time.time() - t0)
+
+
+def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a finished run's weights into ``codecs/jscc/embedded/adjscc_c{C}.safetensors`` (+ .json).
+
+    Stored in ``dtype`` (float16 halves the repository size); the PSNR table is re-measured with the
+    stored (rounded) weights, so the numbers in the JSON are those of the shipped file.
+    """
+    from .adjscc import EMBEDDED_DIR, load_model
+
+    run_dir = Path(run_dir)
+    cfg = load_train_config(run_dir / "config.yaml")
+    model = load_model(run_dir / "model.safetensors")
+    dest = Path(dest_dir or EMBEDDED_DIR) / f"adjscc_c{model.channels}.safetensors"
+    meta = {"trained_steps": cfg.steps, "train_config": cfg.model_dump(mode="json"),
+            "retrain": f"python -m linksim.codecs.jscc.training configs/{cfg.name}.yaml runs/{cfg.name} && "
+                       f"python -m linksim.codecs.jscc.training --export runs/{cfg.name}",
+            "holdout": list(cfg.data.holdout), "eval_size": cfg.data.eval_size, "stored_dtype": str(dtype)}
+    save_model(model, dest, dtype=dtype, extra=meta)
+    shipped = load_model(dest)
+    psnr = evaluate_psnr(shipped, eval_images(cfg.data), cfg.eval_csnr_db, cfg.eval_repeats, seed=cfg.seed + 2)
+    meta["psnr_awgn_holdout"] = {f"{k:g}": round(v, 2) for k, v in psnr.items()}
+    save_model(model, dest, dtype=dtype, extra=meta)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m linksim.codecs.jscc.training CONFIG.yaml [OUTPUT_DIR]`` or ``--export RUN_DIR``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Train an ADJSCC model (resumes from OUTPUT_DIR/checkpoint.pt)")
+    p.add_argument("config", nargs="?")
+    p.add_argument("output_dir", nargs="?")
+    p.add_argument("--export", metavar="RUN_DIR", help="copy a finished run into codecs/jscc/embedded/")
+    p.add_argument("--no-resume", action="store_true")
+    a = p.parse_args(argv)
+    if a.export:
+        print(export_embedded(a.export))
+        return
+    if not a.config:
+        p.error("CONFIG is required")
+    train_jscc(a.config, a.output_dir, resume=not a.no_resume)
+
+
+if __name__ == "__main__":
+    main()
