@@ -1,0 +1,323 @@
+"""The two entry points of the physical layer: :class:`AnalogChain` and :class:`DigitalChain`.
+
+::
+
+    analog:   x [B, N] --normalise (per image)--> --interleave--> Link.transmit --> de-interleave
+              --> y_eq [B, N], ChannelState (forward_operator re-runs it noise-free)
+    digital:  bits --CRC--> --LDPC--> --QAM--> Link.transmit --> LLR demap (no_eff)
+              --> LDPC decode --> CRC check --> bits_hat, crc_ok
+
+A :class:`~linksim.phy.links.Link` owns channel, grid, estimation and equalisation; a chain puts
+power normalisation and interleaving (analog) or coding and modulation (digital) around it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .channels import FlatLink, _as_batch
+from .fec import CRC, LDPC, crc_length
+from .impairments import RandomInterleaver
+from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput
+from .mapping import QAMDemapper, QAMMapper, bits_per_symbol
+
+__all__ = ["link_class", "build_link", "grid_info", "ChannelState", "AnalogChain", "DigitalChain",
+           "DigitalRx"]
+
+_PERM_KEY = "interleaver_perm"  # where AnalogChain keeps its permutation in realization.extra
+
+
+def link_class(kind: str) -> type[Link]:
+    """The :class:`Link` subclass for a channel kind (``ofdm``/``tdl`` are imported lazily)."""
+    if kind in ("awgn", "rayleigh"):
+        return FlatLink
+    if kind in ("ofdm", "tdl"):
+        try:
+            from .ofdm import OFDMLink  # noqa: PLC0415 - heavy, and optional until it lands
+        except ImportError as exc:
+            raise ValueError(
+                f"channel kind {kind!r} needs linksim.phy.ofdm.OFDMLink, which is not available ({exc})"
+            ) from exc
+        return OFDMLink
+    raise ValueError(f"channel kind must be one of ('awgn', 'rayleigh', 'ofdm', 'tdl'); got {kind!r}")
+
+
+def build_link(cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single") -> Link:
+    """Instantiate the link for ``cfg`` carrying ``num_symbols`` data symbols per example.
+
+    :param precision: ``"single"`` or ``"double"`` (passed on when the link class accepts it)
+    """
+    cls = link_class(cfg.kind)
+    if "precision" in inspect.signature(cls.__init__).parameters:
+        return cls(cfg, num_symbols, device=device, precision=precision)
+    if precision != "single":
+        raise ValueError(f"{cls.__name__} does not support precision={precision!r}")
+    return cls(cfg, num_symbols, device=device)
+
+
+def grid_info(cfg: LinkConfig, num_symbols: int) -> GridInfo:
+    """How ``num_symbols`` data symbols per example are laid out for ``cfg`` (overhead included).
+
+    Uses the link class's static ``grid_info(cfg, num_symbols)`` when it has one, else builds the
+    link on the CPU and asks its :meth:`~Link.grid`. Raises
+    :class:`~linksim.phy.links.GridError` (a ``ValueError``) when the symbols do not fit the grid.
+    """
+    cls = link_class(cfg.kind)
+    static = getattr(cls, "grid_info", None)
+    if callable(static):
+        return static(cfg, num_symbols)
+    return build_link(cfg, num_symbols, "cpu").grid()
+
+
+@dataclass
+class ChannelState:
+    """What a receiver may legitimately know about one transmission (+ the true channel).
+
+    :param no: ``[B]`` linear ``N0`` (``CN(0, N0)`` per complex sample)
+    :param no_eff: ``[B, N]`` effective noise variance of each equalised symbol, in the order of
+        ``y_eq`` (de-interleaved)
+    :param h_hat: the estimated channel in the link's layout and in *on-air* (interleaved) order
+        (flat: ``[B, N]``; OFDM: ``[B, F, S, M]``)
+    :param err_var: channel-estimation error variance (``None`` with perfect CSI)
+    :param perm: ``[N]`` int64 interleaver permutation (on air ``i`` carries ``x[:, perm[i]]``),
+        ``None`` without interleaving
+    :param power_scale: ``[B]`` transmit normaliser: the link carried ``x * power_scale[:, None]``
+    :param h_true: the true channel, for evaluation (oracle receivers) only
+    :param normalize: whether :meth:`forward_operator` re-normalises its input (analog chains)
+    """
+
+    no: torch.Tensor
+    no_eff: torch.Tensor
+    h_hat: torch.Tensor | None
+    err_var: torch.Tensor | None
+    perm: torch.Tensor | None
+    power_scale: torch.Tensor
+    h_true: torch.Tensor | None
+    normalize: bool = True
+    link: Link | None = field(default=None, repr=False)
+    realization: ChannelRealization | None = field(default=None, repr=False)
+    output: LinkOutput | None = field(default=None, repr=False)
+
+    def forward_operator(self, x: torch.Tensor, use_true_channel: bool = False) -> torch.Tensor:
+        """Noise-free, differentiable ``A(x)``: ``[B, N]`` complex -> ``[B, N]`` complex.
+
+        Normalise *this* ``x`` to unit power per image (analog chains), interleave with
+        :attr:`perm`, run the link with the estimated channel (or the true one) and the *same*
+        equaliser weights, de-interleave. With ``use_true_channel=True`` and the transmitted
+        ``x`` the result is ``y_eq`` minus the equalised noise.
+        """
+        if self.link is None or self.realization is None or self.output is None:
+            raise ValueError("this ChannelState carries no link; it cannot re-run the channel")
+        x = x.to(self.output.y_eq.dtype)
+        if self.normalize:
+            x = x * _unit_power_scale(x)[:, None]
+        if self.perm is not None:
+            x = x[..., self.perm]
+        y = self.link.noise_free(x, self.realization, self.output, use_true_channel=use_true_channel)
+        if self.perm is not None:
+            y = y[..., RandomInterleaver.inverse(self.perm)]
+        return y
+
+
+def _unit_power_scale(x: torch.Tensor) -> torch.Tensor:
+    """``[B]`` factor ``1 / sqrt(mean |x|²)`` per example (``x`` ``[B, N]``); zero rows stay zero."""
+    p = x.abs().square().mean(dim=-1)
+    return torch.rsqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
+
+
+class AnalogChain(nn.Module):
+    """Continuous complex symbols (JSCC) over a link, with per-image power normalisation.
+
+    :param cfg: link configuration (``cfg.interleave`` switches the symbol interleaver)
+    :param num_symbols: ``N`` data symbols per image
+    :param device: torch device
+    :param precision: ``"single"`` (complex64) or ``"double"`` (complex128, e.g. for gradient
+        checks)
+
+    :input x: ``[B, N]`` complex, any scale: each image is normalised to ``mean |x|² = 1`` here
+        and the factor is kept in ``ChannelState.power_scale``
+    :input no: float or ``[B]``, linear ``N0``
+    :output y_eq: ``[B, N]`` complex, equalised, de-interleaved estimates of the *normalised* x
+    :output state: :class:`ChannelState`
+
+    >>> chain = AnalogChain(LinkConfig(kind="rayleigh"), 16); g = torch.Generator().manual_seed(0)
+    >>> y_eq, state = chain(torch.randn(2, 16, dtype=torch.complex64), 0.1, g)
+    >>> y_eq.shape, state.no_eff.shape
+    (torch.Size([2, 16]), torch.Size([2, 16]))
+    """
+
+    def __init__(self, cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single"):
+        super().__init__()
+        if precision not in ("single", "double"):
+            raise ValueError(f"precision must be 'single' or 'double'; got {precision!r}")
+        self.cfg = cfg
+        self.num_symbols = int(num_symbols)
+        self.device = torch.device(device)
+        self.cdtype = torch.complex64 if precision == "single" else torch.complex128
+        self.link = build_link(cfg, num_symbols, device, precision)
+        self.interleaver = RandomInterleaver(num_symbols) if cfg.interleave else None
+
+    def grid(self) -> GridInfo:
+        return self.link.grid()
+
+    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
+        """Draw the channel, then (with interleaving) the permutation, both with ``generator``."""
+        realization = self.link.generate(batch_size, generator)
+        if self.interleaver is not None:
+            realization.extra[_PERM_KEY] = self.interleaver.draw(generator, self.device)
+        return realization
+
+    def apply(self, x, realization: ChannelRealization, no, generator: torch.Generator):
+        """Send ``x`` over the frozen ``realization``; returns ``(y_eq, ChannelState)``."""
+        if x.dim() != 2 or x.shape[1] != self.num_symbols:
+            raise ValueError(f"x must be [B, {self.num_symbols}] complex; got {tuple(x.shape)}")
+        x = x.to(device=self.device, dtype=self.cdtype)
+        no = _as_batch(no, x.shape[0], x)
+        scale = _unit_power_scale(x)
+        xs = x * scale[:, None]
+        perm = realization.extra.get(_PERM_KEY) if self.interleaver is not None else None
+        if self.interleaver is not None and perm is None:
+            raise ValueError("realization has no interleaver permutation; draw it with AnalogChain.generate")
+        if perm is not None:
+            xs = self.interleaver.interleave(xs, perm)
+        out = self.link.transmit(xs, realization, no, generator)
+        y_eq, no_eff = out.y_eq, out.no_eff
+        if perm is not None:
+            y_eq = self.interleaver.deinterleave(y_eq, perm)
+            no_eff = self.interleaver.deinterleave(no_eff, perm)
+        state = ChannelState(no=no, no_eff=no_eff, h_hat=out.h_hat, err_var=out.err_var, perm=perm,
+                             power_scale=scale, h_true=realization.h, normalize=True,
+                             link=self.link, realization=realization, output=out)
+        return y_eq, state
+
+    def forward(self, x, no, generator: torch.Generator):
+        """Draw a channel for ``x.shape[0]`` images and send ``x`` over it."""
+        return self.apply(x, self.generate(x.shape[0], generator), no, generator)
+
+
+@dataclass
+class DigitalRx:
+    """Output of :meth:`DigitalChain.apply`.
+
+    :param bits_hat: ``[B, num_info_bits]`` float {0, 1}, decoded information bits
+    :param crc_ok: ``[B, num_codewords]`` bool (all ``True`` without CRC)
+    :param llr: ``[B, num_codewords, n]`` float, channel LLRs per codeword (padding removed)
+    :param state: the :class:`ChannelState` of the transmission
+    """
+
+    bits_hat: torch.Tensor
+    crc_ok: torch.Tensor
+    llr: torch.Tensor
+    state: ChannelState
+
+
+class DigitalChain(nn.Module):
+    """Bits -> [CRC] -> [5G LDPC] -> QAM -> link -> LLR demapping -> [LDPC decode] -> [CRC check].
+
+    Each example carries ``num_codewords`` codewords of ``n`` coded bits (``k`` information bits
+    including the CRC); they are concatenated and mapped to ``num_symbols = ceil(C n / bps)``
+    symbols. If ``C n`` is not a multiple of ``bps``, the last symbol is padded with zero bits,
+    which the receiver discards (they carry no information; padding costs at most one symbol).
+    LDPC codewords use the 38.212 bit interleaver for the modulation. There is no symbol
+    interleaver: a codeword occupies consecutive symbols (use ``coherence_symbols`` accordingly).
+
+    Uncoded (``k = n = None``): each "codeword" is a block of ``block_bits`` bits (CRC
+    included, if any), sent as is; hard decisions are the LLR signs.
+
+    :param cfg: link configuration
+    :param num_bits_per_symbol: 1, 2, 4, 6, 8 (or a modulation name, e.g. ``"16qam"``)
+    :param k: LDPC information bits per codeword (incl. CRC), ``None`` for uncoded
+    :param n: LDPC codeword bits, ``None`` for uncoded
+    :param num_codewords: codewords (blocks) per example
+    :param crc: CRC name per codeword (``CRC24A``, ``CRC16``, ...) or ``None``
+    :param device: torch device
+    :param num_iter: LDPC BP iterations
+    :param block_bits: uncoded chains only: bits per block
+    :param demapping: ``"app"`` or ``"maxlog"``
+
+    Attributes: ``num_info_bits`` (= ``C (k - crc_len)``), ``num_symbols``, ``coderate``
+    (``k / n`` incl. CRC, 1 uncoded), ``info_bits_per_codeword``.
+
+    >>> chain = DigitalChain(LinkConfig(), 4, 64, 128, num_codewords=2, crc="CRC16")
+    >>> chain.num_info_bits, chain.num_symbols
+    (96, 64)
+    """
+
+    def __init__(self, cfg: LinkConfig, num_bits_per_symbol, k: int | None, n: int | None,
+                 num_codewords: int, crc: str | None = "CRC24A", device="cpu", num_iter: int = 20,
+                 block_bits: int = 1024, demapping: str = "app"):
+        super().__init__()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.num_bits_per_symbol = bits_per_symbol(num_bits_per_symbol)
+        if num_codewords < 1:
+            raise ValueError(f"num_codewords must be positive; got {num_codewords}")
+        if (k is None) != (n is None):
+            raise ValueError("give both k and n (LDPC) or neither (uncoded)")
+        self.num_codewords = int(num_codewords)
+        self.crc_length = crc_length(crc)
+        if k is None:
+            self.ldpc = None
+            self.k = self.n = int(block_bits)
+        else:
+            self.ldpc = LDPC(k, n, num_iter=num_iter, num_bits_per_symbol=self.num_bits_per_symbol,
+                             device=device)
+            self.k, self.n = int(k), int(n)
+        self.info_bits_per_codeword = self.k - self.crc_length
+        if self.info_bits_per_codeword < 1:
+            raise ValueError(f"k={self.k} leaves no information bits after {crc} ({self.crc_length} bits)")
+        self.crc = CRC(crc, self.info_bits_per_codeword, device) if crc is not None else None
+        self.num_info_bits = self.num_codewords * self.info_bits_per_codeword
+        self.num_coded_bits = self.num_codewords * self.n
+        self.num_symbols = -(-self.num_coded_bits // self.num_bits_per_symbol)
+        self.num_pad_bits = self.num_symbols * self.num_bits_per_symbol - self.num_coded_bits
+        self.coderate = self.k / self.n
+        self.mapper = QAMMapper(self.num_bits_per_symbol, device=device)
+        self.demapper = QAMDemapper(self.num_bits_per_symbol, method=demapping, device=device)
+        self.link = build_link(cfg, self.num_symbols, device)
+
+    def grid(self) -> GridInfo:
+        return self.link.grid()
+
+    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
+        return self.link.generate(batch_size, generator)
+
+    def encode(self, bits: torch.Tensor) -> torch.Tensor:
+        """Information bits ``[B, num_info_bits]`` -> symbols ``[B, num_symbols]`` complex64."""
+        if bits.dim() != 2 or bits.shape[1] != self.num_info_bits:
+            raise ValueError(f"bits must be [B, {self.num_info_bits}]; got {tuple(bits.shape)}")
+        b = bits.to(self.device, torch.float32).reshape(bits.shape[0], self.num_codewords, -1)
+        if self.crc is not None:
+            b = self.crc.encode(b)
+        if self.ldpc is not None:
+            b = self.ldpc.encode(b)
+        b = b.reshape(bits.shape[0], self.num_coded_bits)
+        if self.num_pad_bits:
+            b = torch.nn.functional.pad(b, (0, self.num_pad_bits))
+        return self.mapper(b)
+
+    def apply(self, bits, realization: ChannelRealization, no, generator: torch.Generator) -> DigitalRx:
+        """Send ``bits`` ``[B, num_info_bits]`` over the frozen ``realization``."""
+        x = self.encode(bits)
+        batch = x.shape[0]
+        no = _as_batch(no, batch, x)
+        out = self.link.transmit(x, realization, no, generator)
+        llr = self.demapper(out.y_eq, out.no_eff)[:, : self.num_coded_bits]
+        llr = llr.reshape(batch, self.num_codewords, self.n)
+        b = self.ldpc.decode(llr) if self.ldpc is not None else (llr > 0).to(torch.float32)
+        if self.crc is not None:
+            b, ok = self.crc.decode(b)
+        else:
+            ok = torch.ones(batch, self.num_codewords, dtype=torch.bool, device=b.device)
+        state = ChannelState(no=no, no_eff=out.no_eff, h_hat=out.h_hat, err_var=out.err_var,
+                             perm=None, power_scale=torch.ones_like(no), h_true=realization.h,
+                             normalize=False, link=self.link, realization=realization, output=out)
+        return DigitalRx(bits_hat=b.reshape(batch, self.num_info_bits), crc_ok=ok, llr=llr, state=state)
+
+    def forward(self, bits, no, generator: torch.Generator) -> DigitalRx:
+        return self.apply(bits, self.generate(bits.shape[0], generator), no, generator)
