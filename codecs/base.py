@@ -1,0 +1,184 @@
+"""The image-method interface the engine drives (DESIGN.md §2).
+
+An *image method* turns images into channel input and back: a :class:`Transmitter` (codec encoder),
+the physical-layer chain (``linksim.phy``) and a :class:`Receiver` (codec decoder, JSCC decoder,
+diffusion sampler). The engine knows only :class:`ImageMethod`; what a method does inside is its own
+business. One :class:`ImageMethod` object is built per sweep point, from its scenario config (a
+pydantic model registered next to it in ``linksim/registry.py``) and the :class:`OperatingPoint`::
+
+    images [B,3,H,W] in [0,1]
+      -> ImageMethod.encode(images, generator)            -> TxSignal  (x: symbols or bits)
+      -> ImageMethod.channel(tx, channel_gen, noise_gen)  -> RxSignal  (y, ChannelState)
+      -> ImageMethod.decode(rx, generator)                -> Decoded   (images [B,3,H,W] in [0,1])
+
+The engine times ``decode`` (the receiver's service time in the discrete-event simulation), takes
+the airtime of one image from :meth:`ImageMethod.grid` and the OFDM numerology, and computes the
+metrics itself. ``channel_gen`` draws the channel realization (fading, pilots); messages inside one
+coherence interval get generators seeded alike, so they see the same channel. ``noise_gen`` draws
+the noise. Every random draw uses one of the generators handed in.
+
+Adding a method: subclass :class:`ImageMethod` (usually with a :class:`Transmitter` and a
+:class:`Receiver`), write its pydantic config (``kind: Literal["my_method"]``, ``name``), add one line
+to ``linksim.registry.BUILTINS[METHODS]``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+__all__ = ["OperatingPoint", "TxSignal", "RxSignal", "Decoded", "Transmitter", "Receiver", "ImageMethod"]
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where a method operates: one sweep point, as seen by the method.
+
+    :param csnr_db: CSNR [dB] per complex data symbol (DESIGN.md §3), or ``None`` when the sweep
+        gives Eb/N0 instead (digital studies)
+    :param cbr: channel bandwidth ratio ``ρ = N / (3·H·W)`` (exact fraction) or ``None``
+    :param link: the :class:`linksim.phy.links.LinkConfig` of this point
+    :param image_shape: ``(H, W)`` of the images, or ``None`` for phy-only studies
+    :param device: torch device string
+    :param seed: the point's seed (already derived from the scenario seed and the point key)
+    :param ebno_db: Eb/N0 [dB] when swept, else ``None``
+    """
+
+    csnr_db: float | None
+    cbr: Fraction | None
+    link: Any
+    image_shape: tuple[int, int] | None = None
+    device: str = "cpu"
+    seed: int = 0
+    ebno_db: float | None = None
+
+    @property
+    def no(self) -> float:
+        """Linear noise variance ``N0 = 10^(-CSNR/10)``."""
+        if self.csnr_db is None:
+            raise ValueError("this operating point has no csnr_db")
+        return 10.0 ** (-self.csnr_db / 10.0)
+
+    @property
+    def num_symbols(self) -> int:
+        """``N = ρ·3·H·W`` complex data symbols per image (exact; ``ValueError`` if not an integer)."""
+        if self.cbr is None or self.image_shape is None:
+            raise ValueError("num_symbols needs both cbr and image_shape")
+        h, w = self.image_shape
+        n = Fraction(self.cbr) * 3 * h * w
+        if n.denominator != 1:
+            raise ValueError(f"cbr {self.cbr} gives {n} symbols for {h}x{w} images, not an integer")
+        return int(n)
+
+
+@dataclass
+class TxSignal:
+    """What a transmitter puts on the channel.
+
+    :param x: ``[B, N]`` complex64 symbols (analog methods) or ``[B, num_bits]`` float bits in
+        {0, 1} (digital methods)
+    :param payload_bits: ``[B]`` source payload bits per image (digital), ``None`` for analog
+    :param outage: ``[B]`` bool, the transmitter could not fit the image into its budget
+    :param meta: method-specific side information the transmitter *legitimately* shares
+    """
+
+    x: torch.Tensor
+    payload_bits: torch.Tensor | None = None
+    outage: torch.Tensor | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class RxSignal:
+    """What arrives at the receiver.
+
+    :param y: ``[B, N]`` complex equalised symbols (analog) or the digital chain's output
+    :param state: :class:`linksim.phy.chains.ChannelState` (what the receiver may know) or the
+        digital chain's receive record
+    :param tx_meta: ``TxSignal.meta`` (side information, never the transmitted signal itself)
+    """
+
+    y: Any
+    state: Any = None
+    tx_meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Decoded:
+    """A receiver's output.
+
+    :param images: ``[B, 3, H, W]`` float32 in ``[0, 1]``
+    :param outage: ``[B]`` bool, decoding failed (e.g. CRC error) and ``images`` is a fallback
+    :param payload_bits: ``[B]`` payload bits per image, where the method has a bit stream
+    :param nfe: number of network function evaluations (diffusion receivers), else ``None``
+    :param extras: further per-batch numbers the method wants recorded
+    """
+
+    images: torch.Tensor
+    outage: torch.Tensor | None = None
+    payload_bits: torch.Tensor | None = None
+    nfe: int | None = None
+    extras: dict = field(default_factory=dict)
+
+
+class Transmitter(ABC):
+    """Codec encoder: images -> channel input."""
+
+    @abstractmethod
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> TxSignal:
+        """:input images: ``[B, 3, H, W]`` float32 in ``[0, 1]``; :output: :class:`TxSignal`."""
+
+
+class Receiver(ABC):
+    """Codec decoder / sampler: received signal -> images."""
+
+    @abstractmethod
+    def decode(self, rx: RxSignal, state: Any, generator: torch.Generator | None = None) -> Decoded:
+        """:input rx: :class:`RxSignal`; :input state: its channel state; :output: :class:`Decoded`."""
+
+
+class ImageMethod(ABC):
+    """An image-transmission method at one operating point (what the engine drives).
+
+    :param config: the method's validated scenario config (pydantic model with ``name``, ``kind``)
+    :param point: the :class:`OperatingPoint`
+
+    Subclasses set :attr:`transmitter` and :attr:`receiver` (or override :meth:`encode` /
+    :meth:`decode`) and implement :meth:`channel` and :meth:`grid`.
+    """
+
+    transmitter: Transmitter | None = None
+    receiver: Receiver | None = None
+
+    def __init__(self, config: Any, point: OperatingPoint):
+        self.config = config
+        self.point = point
+
+    @classmethod
+    def check(cls, config: Any, point: OperatingPoint) -> None:
+        """Static check before any work (e.g. the CBR fits the grid); raise ``ValueError`` if not.
+
+        The default checks that ``point.num_symbols`` is an integer.
+        """
+        if point.cbr is not None and point.image_shape is not None:
+            _ = point.num_symbols
+
+    @abstractmethod
+    def grid(self):
+        """:class:`linksim.phy.links.GridInfo` of one image on the air (airtime, overhead)."""
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator) -> TxSignal:
+        """``[B, 3, H, W]`` -> :class:`TxSignal` (default: ``self.transmitter.encode``)."""
+        return self.transmitter.encode(images, generator)
+
+    @abstractmethod
+    def channel(self, tx: TxSignal, channel_generator: torch.Generator, noise_generator: torch.Generator) -> RxSignal:
+        """Send ``tx`` over the physical layer: draw the channel with ``channel_generator``."""
+
+    def decode(self, rx: RxSignal, generator: torch.Generator) -> Decoded:
+        """:class:`RxSignal` -> :class:`Decoded` (default: ``self.receiver.decode``)."""
+        return self.receiver.decode(rx, rx.state, generator)

@@ -1,0 +1,91 @@
+"""The scenario's ``channel:`` section: one pydantic config model per channel kind.
+
+Each model holds exactly the :class:`linksim.phy.links.LinkConfig` fields that matter for its kind
+(unknown keys are errors) and maps onto a ``LinkConfig`` with :meth:`ChannelConfig.link_config`.
+The models are registered in :data:`linksim.registry.CHANNELS`; the scenario picks one by ``kind``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+__all__ = ["ChannelConfig", "AWGNConfig", "RayleighConfig", "OFDMConfig", "TDLConfig", "build_link"]
+
+
+class ChannelConfig(BaseModel):
+    """Base of the channel config models (strict: unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+
+    def link_config(self):
+        """The :class:`linksim.phy.links.LinkConfig` this section describes."""
+        from linksim.phy.links import LinkConfig
+
+        return LinkConfig(**self.model_dump())
+
+    def label(self) -> str:
+        """Short label for tables and legends, e.g. ``ofdm/lmmse``."""
+        return self.kind
+
+
+class _Clip(BaseModel):
+    clip_ratio: PositiveFloat | None = Field(None, description="amplitude clipping at clip_ratio x RMS")
+    interleave: bool = Field(True, description="analog chain: random symbol interleaver")
+
+
+class AWGNConfig(ChannelConfig, _Clip):
+    """``kind: awgn`` — complex AWGN, no fading."""
+
+    kind: Literal["awgn"] = "awgn"
+
+
+class RayleighConfig(ChannelConfig, _Clip):
+    """``kind: rayleigh`` — flat Rayleigh block fading with perfect CSI at the receiver."""
+
+    kind: Literal["rayleigh"] = "rayleigh"
+    coherence_symbols: PositiveInt | None = Field(
+        None, description="symbols per fading block (None: one coefficient per example)"
+    )
+
+
+class _Grid(BaseModel):
+    subcarriers: PositiveInt | None = Field(None, description="FFT size (None: N / data_symbols)")
+    data_symbols: PositiveInt = Field(16, description="data OFDM symbols per frame")
+    pilot_symbols: PositiveInt = Field(1, description="pilot OFDM symbols per frame")
+    cp: int = Field(12, ge=0, description="cyclic prefix [samples]")
+    subcarrier_spacing: PositiveFloat = Field(15e3, description="[Hz]")
+    estimator: Literal["perfect", "ls", "lmmse"] = "lmmse"
+    equalizer: Literal["zf", "mmse"] = "mmse"
+
+
+class OFDMConfig(ChannelConfig, _Grid, _Clip):
+    """``kind: ofdm`` — OFDM over an exponential power-delay profile ``p_l ∝ exp(-l/decay)``."""
+
+    kind: Literal["ofdm"] = "ofdm"
+    paths: PositiveInt = Field(8, description="taps L of the power-delay profile")
+    decay: PositiveFloat = Field(4.0, description="p_l ∝ exp(-l/decay)")
+
+    def label(self) -> str:
+        return f"{self.kind}/{self.estimator}"
+
+
+class TDLConfig(ChannelConfig, _Grid, _Clip):
+    """``kind: tdl`` — OFDM over a 3GPP TR 38.901 tapped-delay-line model."""
+
+    kind: Literal["tdl"] = "tdl"
+    tdl_model: Literal["A", "B", "C", "D", "E"] = "C"
+    delay_spread: PositiveFloat = Field(100e-9, description="RMS delay spread [s]")
+
+    def label(self) -> str:
+        return f"{self.kind}-{self.tdl_model}/{self.estimator}"
+
+
+def build_link(cfg: ChannelConfig, num_symbols: int, device: str = "cpu"):
+    """Build the :class:`linksim.phy.links.Link` for ``cfg`` carrying ``num_symbols`` per example."""
+    from linksim.phy.chains import build_link as _build
+
+    return _build(cfg.link_config(), num_symbols, device)

@@ -1,0 +1,443 @@
+"""The discrete-event core (DESIGN.md §6), on SimPy.
+
+One job = one method at one sweep point. Its messages (images, or for phy studies one block of
+Monte-Carlo work) flow through three SimPy processes::
+
+    source --(t_arrival, traffic model)--> transmitter --(channel busy for the airtime)-->
+        receiver queue --(server; service time = measured decode time)--> done (t_done)
+
+* **source**: emits message ``i`` at ``t_arrival[i]`` (``batch``: all at 0; ``periodic``; ``poisson``).
+* **transmitter**: the channel is a ``simpy.Resource`` of capacity 1; a message holds it for its
+  airtime (:func:`airtime_s`: whole OFDM slots, symbol duration including the cyclic prefix).
+  The channel realization a message sees is indexed by its coherence interval
+  ``floor(t_tx_start / coherence_time_s)`` (per message when no coherence time is given).
+* **receiver**: a server taking up to ``max_batch`` waiting messages (``batch`` traffic: all of
+  them, a plain Monte-Carlo batch); its service time is the measured wall-clock time of the
+  decode (or a model of it, ``service_time``).
+
+Every message carries its timestamps, so latency, queueing delay and deadline misses are results
+columns like any metric. The engine does not know what a method does: :func:`simulate` takes a
+``serve(batch) -> (results, seconds)`` callable; :func:`run_job` builds it for image methods
+(:class:`linksim.codecs.base.ImageMethod`) and phy studies (:class:`linksim.studies.Study`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import simpy
+
+from linksim.errors import LinksimError
+
+__all__ = [
+    "Message",
+    "JobResult",
+    "arrival_times",
+    "airtime_s",
+    "simulate",
+    "operating_point",
+    "resolve_device",
+    "run_job",
+    "sub_seed",
+]
+
+
+@dataclass
+class Message:
+    """One message and its timestamps [s, simulated time].
+
+    :param id: position in the source's order
+    :param payload: what the serve callable needs (an image index, a work item)
+    :param t_arrival: when the source emits it
+    :param airtime_s: how long it occupies the channel
+    :param deadline_s: latency budget (``None``: none)
+    """
+
+    id: int
+    payload: Any
+    t_arrival: float
+    airtime_s: float = 0.0
+    deadline_s: float | None = None
+    t_tx_start: float = math.nan
+    t_tx_end: float = math.nan
+    t_rx_start: float = math.nan
+    t_done: float = math.nan
+    channel_block: int = 0
+    result: Any = None
+
+    @property
+    def latency_s(self) -> float:
+        """``t_done - t_arrival``."""
+        return self.t_done - self.t_arrival
+
+    @property
+    def queue_s(self) -> float:
+        """Time spent waiting: for the channel plus for the receiver."""
+        return (self.t_tx_start - self.t_arrival) + (self.t_rx_start - self.t_tx_end)
+
+    @property
+    def deadline_missed(self) -> bool | None:
+        """``latency_s > deadline_s`` (``None`` without a deadline)."""
+        return None if self.deadline_s is None else bool(self.latency_s > self.deadline_s)
+
+
+def sub_seed(seed: int, *parts: Any) -> int:
+    """A 63-bit seed for a named sub-stream of ``seed`` (``sub_seed(s, "noise", 3)``)."""
+    text = "|".join(map(str, (seed, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def arrival_times(traffic, num: int, seed: int) -> list[float]:
+    """Arrival times [s] of ``num`` messages under the traffic model.
+
+    :param traffic: :class:`linksim.scenario.TrafficConfig` (``kind``, ``interval_s``, ``rate_hz``)
+    :param seed: seeds the Poisson process
+    :output: non-decreasing list, first arrival at 0 (``batch``: all 0)
+    """
+    if traffic.kind == "batch":
+        return [0.0] * num
+    if traffic.kind == "periodic":
+        return [i * traffic.interval_s for i in range(num)]
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    for _ in range(num):
+        out.append(t)
+        t += rng.expovariate(traffic.rate_hz)
+    return out
+
+
+def airtime_s(grid, channel, numerology) -> float:
+    """Airtime [s] of one message laid out as ``grid``.
+
+    OFDM (``grid.subcarriers > 0``): ``num_frames · (data + pilot symbols)`` OFDM symbols, each
+    ``(M + cp) / (M · Δf)`` long, rounded up to whole slots of ``symbols_per_slot`` symbols.
+    Flat channels: ``num_data / symbol_rate_hz`` (single carrier, no pilots).
+
+    :param grid: :class:`linksim.phy.links.GridInfo`
+    :param channel: the point's channel config (``subcarrier_spacing`` [Hz], ``cp`` for OFDM)
+    :param numerology: :class:`linksim.scenario.NumerologyConfig`
+    """
+    if getattr(grid, "subcarriers", 0):
+        m = grid.subcarriers
+        cp = grid.cp_samples // max(grid.num_frames * (grid.data_symbols + grid.pilot_symbols), 1)
+        t_sym = (m + cp) / (m * channel.subcarrier_spacing)
+        symbols = grid.num_frames * (grid.data_symbols + grid.pilot_symbols)
+        slots = math.ceil(symbols / numerology.symbols_per_slot)
+        return slots * numerology.symbols_per_slot * t_sym
+    return grid.num_data / numerology.symbol_rate_hz
+
+
+def simulate(
+    messages: Sequence[Message],
+    serve: Callable[[list[Message]], tuple[list[Any], float]],
+    batch_all: bool = True,
+    max_batch: int = 1,
+    service_time: Callable[[list[Message]], float] | None = None,
+    coherence_time_s: float | None = None,
+) -> list[Message]:
+    """Run the source -> transmitter -> receiver event simulation; fills the messages' timestamps.
+
+    :param messages: with ``t_arrival`` and ``airtime_s`` set
+    :param serve: ``serve(batch) -> (results, seconds)``: does the real work for a batch of messages
+        (in the order given), returns one result per message and the measured decode time [s]
+    :param batch_all: the receiver waits for all messages and serves them as one batch
+        (Monte-Carlo); otherwise it serves up to ``max_batch`` waiting messages at a time
+    :param service_time: a model of the service time [s] of a batch (default: the measured seconds)
+    :param coherence_time_s: channel block length; ``None`` gives every message its own block
+    :output: the same messages, with ``t_tx_start, t_tx_end, t_rx_start, t_done, channel_block,
+        result`` set
+    """
+    env = simpy.Environment()
+    air = simpy.Resource(env, capacity=1)
+    queue = simpy.Store(env)
+    msgs = sorted(messages, key=lambda m: (m.t_arrival, m.id))
+    total = len(msgs)
+
+    def transmit(m: Message):
+        with air.request() as req:
+            yield req
+            m.t_tx_start = env.now
+            m.channel_block = int(env.now // coherence_time_s) if coherence_time_s else m.id
+            yield env.timeout(m.airtime_s)
+            m.t_tx_end = env.now
+        yield queue.put(m)
+
+    def source():
+        for m in msgs:
+            if m.t_arrival > env.now:
+                yield env.timeout(m.t_arrival - env.now)
+            env.process(transmit(m))
+
+    def receiver():
+        served = 0
+        while served < total:
+            batch = [(yield queue.get())]
+            limit = total - served if batch_all else max_batch
+            while len(batch) < limit and (batch_all or queue.items):
+                batch.append((yield queue.get()))
+            for m in batch:
+                m.t_rx_start = env.now
+            results, seconds = serve(batch)
+            yield env.timeout(service_time(batch) if service_time is not None else seconds)
+            for m, r in zip(batch, results, strict=True):
+                m.t_done, m.result = env.now, r
+            served += len(batch)
+
+    env.process(source())
+    env.process(receiver())
+    env.run()
+    return list(messages)
+
+
+@dataclass
+class JobResult:
+    """What one job returns to the store.
+
+    :param rows: results rows (one per image, or one for a phy study)
+    :param point_metrics: set metrics of the job (FID, KID), ``{name: value}``
+    :param seconds: wall-clock time of the job [s]
+    :param unavailable: metrics that could not be computed, ``{name: reason}``
+    """
+
+    rows: list[dict]
+    point_metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    unavailable: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is a user error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LinksimError("device: cuda was requested but no CUDA device is available; use device: auto or cpu")
+    return device
+
+
+def operating_point(scenario, point, device: str = "cpu"):
+    """The :class:`linksim.codecs.base.OperatingPoint` of ``point`` (what a method sees)."""
+    from linksim.codecs.base import OperatingPoint
+
+    return OperatingPoint(
+        csnr_db=point.csnr_db,
+        cbr=point.cbr,
+        link=point.channel.link_config(),
+        image_shape=scenario.data.shape if scenario.data is not None else None,
+        device=device,
+        seed=point.seed,
+        ebno_db=point.ebno_db,
+    )
+
+
+def _base_row(scenario, job, config) -> dict:
+    p = job.point
+    row = {
+        "method": config.name,
+        "kind": config.kind,
+        "channel": p.channel.label(),
+        "point": p.key,
+        "seed": p.seed,
+    }
+    for axis, value in p.values:
+        row[axis] = str(value) if axis == "cbr" else value
+    return row
+
+
+def run_job(scenario, job, device: str = "cpu", progress: Callable | None = None) -> JobResult:
+    """Run one method at one sweep point; returns its rows (not yet stored).
+
+    :param job: :class:`linksim.sweep.Job`
+    :param progress: ``progress(job, info: dict)`` called with per-batch counters
+    """
+    from linksim.registry import METHODS
+    from linksim.studies import Study
+
+    config = scenario.methods[job.method_index]
+    cls = METHODS.get(config.kind)
+    op = operating_point(scenario, job.point, device)
+    t0 = time.perf_counter()
+    if isinstance(cls, type) and issubclass(cls, Study):
+        result = _run_study(scenario, job, cls, config, op, progress)
+    else:
+        result = _run_images(scenario, job, cls, config, op, progress)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run_study(scenario, job, cls, config, op, progress) -> JobResult:
+    """A phy study at one point: the degenerate event simulation of one message at t = 0."""
+    import torch
+
+    study = cls(config, op)
+
+    def serve(batch):
+        gen = torch.Generator(device=op.device).manual_seed(sub_seed(op.seed, "study"))
+        t = time.perf_counter()
+        fields = study.run(gen, (lambda info: progress(job, info)) if progress else None)
+        return [fields], time.perf_counter() - t
+
+    (msg,) = simulate([Message(0, None, 0.0)], serve, batch_all=True)
+    row = _base_row(scenario, job, config)
+    row.update(msg.result)
+    row["seconds"] = msg.t_done - msg.t_arrival
+    return JobResult([row])
+
+
+def _load_images(scenario):
+    try:
+        from linksim.data import load_images
+    except ImportError as err:
+        raise LinksimError(f"image methods need linksim.data.load_images, which is not available ({err})") from None
+    return load_images(scenario.data)
+
+
+def _run_images(scenario, job, cls, config, op, progress) -> JobResult:
+    """An image method at one point: every image is a message through the event simulation."""
+    import torch
+
+    from linksim.metrics import PerImageMetric, SetMetric, build_metrics
+    from linksim.registry import METRICS
+
+    images, names = _load_images(scenario)
+    images = images.to(op.device)
+    method = cls(config, op)
+    grid = method.grid()
+    air = airtime_s(grid, job.point.channel, scenario.numerology)
+    channel_uses = grid.num_data + grid.pilot_res + grid.cp_samples
+    traffic = scenario.traffic
+    arrivals = arrival_times(traffic, len(names), sub_seed(op.seed, "arrivals"))
+    msgs = [Message(i, i, t, air, traffic.deadline_s) for i, t in enumerate(arrivals)]
+
+    def gen(*parts):
+        return torch.Generator(device=op.device).manual_seed(sub_seed(op.seed, *parts))
+
+    def serve(batch):
+        idx = [m.payload for m in batch]
+        first = batch[0]
+        x = images[idx]
+        tx = method.encode(x, gen("encode", first.id))
+        rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
+        t = time.perf_counter()
+        dec = method.decode(rx, gen("decode", first.id))
+        seconds = time.perf_counter() - t
+        if progress:
+            progress(job, {"images": len(idx)})
+        out = []
+        for j in range(len(idx)):
+            out.append({
+                "x_hat": dec.images[j : j + 1].detach(),
+                "outage": _pick(dec.outage if dec.outage is not None else tx.outage, j),
+                "payload_bits": _pick(dec.payload_bits if dec.payload_bits is not None else tx.payload_bits, j),
+                "nfe": dec.nfe,
+                "seconds": seconds / len(idx),
+            })
+        return out, seconds
+
+    simulate(msgs, serve, batch_all=traffic.kind == "batch", max_batch=traffic.max_batch,
+             coherence_time_s=scenario.numerology.coherence_time_s)
+
+    metrics, unavailable = build_metrics(scenario.metrics, op.device, factories={n: METRICS.get(n) for n in scenario.metrics})
+    x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
+    per_image = {}
+    point_metrics = {}
+    for metric in metrics:
+        if isinstance(metric, PerImageMetric):
+            per_image[metric.name] = metric(x_hat, images).detach().cpu().tolist()
+        elif isinstance(metric, SetMetric):
+            metric.update(images, x_hat)
+            point_metrics[metric.name] = float(metric.compute())
+    rows = []
+    for i, m in enumerate(msgs):
+        row = _base_row(scenario, job, config)
+        row.update({
+            "cbr": str(op.cbr) if op.cbr is not None else "",
+            "csnr_db": op.csnr_db,
+            "image": names[i],
+            "outage": m.result["outage"],
+            "payload_bits": m.result["payload_bits"],
+            "channel_uses": channel_uses,
+            "seconds": m.result["seconds"],
+            "nfe": m.result["nfe"],
+            "t_arrival": m.t_arrival,
+            "t_done": m.t_done,
+            "latency_s": m.latency_s,
+            "queue_s": m.queue_s,
+            "airtime_s": m.airtime_s,
+            "deadline_missed": m.deadline_missed,
+        })
+        for name, vals in per_image.items():
+            row[name] = vals[i]
+        rows.append(row)
+    if scenario.save_images:
+        _save_images(scenario, job, names, x_hat)
+    return JobResult(rows, point_metrics, unavailable=unavailable)
+
+
+def _pick(t, j):
+    if t is None:
+        return None
+    v = t[j]
+    return v.item() if hasattr(v, "item") else v
+
+
+def _save_images(scenario, job, names, x_hat) -> None:
+    """``recon/<method>/<csnr_db>_<cbr>/<image>.png``, lossless (DESIGN.md §5)."""
+    from PIL import Image
+
+    p = job.point
+    folder = scenario.output_dir / "recon" / job.method / f"{p.csnr_db}_{str(p.cbr).replace('/', '-')}"
+    if len(p.values) > 2:  # further axes (channel.*) keep points apart
+        extra = "_".join(f"{v}" for a, v in p.values if a not in ("csnr_db", "cbr"))
+        folder = folder.with_name(folder.name + "_" + extra)
+    folder.mkdir(parents=True, exist_ok=True)
+    arr = (x_hat.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    for name, a in zip(names, arr):
+        Image.fromarray(a).save(folder / f"{name}.png")
+
+
+def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_job=None):
+    """Run every (method, point) job of ``scenario`` that is not finished yet; store as it goes.
+
+    :param output: output folder (default: ``scenario.output_dir``)
+    :param fresh: start over instead of resuming
+    :param progress: ``progress(job, info)`` per batch (in-process executor)
+    :param on_job: ``on_job(job, result, skipped: bool)`` after each job is stored (or skipped)
+    :output: the output folder
+    """
+    from pathlib import Path
+
+    from linksim.store import ResultsStore
+    from linksim.sweep import jobs, run_jobs
+
+    out = Path(output) if output is not None else scenario.output_dir
+    device = resolve_device(scenario.device)
+    store = ResultsStore(out, scenario, fresh=fresh)
+    done = store.finished()
+    all_jobs = jobs(scenario)
+    todo = [j for j in all_jobs if j.key not in done]
+    if on_job:
+        for j in all_jobs:
+            if j.key in done:
+                on_job(j, None, True)
+    t0 = time.perf_counter()
+
+    def stored(job, result):
+        store.append(job.method, job.point.key, result)
+        if on_job:
+            on_job(job, result, False)
+
+    run_jobs(scenario, todo, device, stored, progress)
+    store.write_summary()
+    store.write_run_json({
+        "device": device, "executor": scenario.executor, "jobs": len(all_jobs),
+        "jobs_run": len(todo), "jobs_resumed": len(all_jobs) - len(todo),
+        "seconds": time.perf_counter() - t0,
+    })
+    return out

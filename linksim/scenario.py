@@ -1,0 +1,388 @@
+"""Scenario YAML -> typed, validated :class:`Scenario` (DESIGN.md §4).
+
+Validation happens once, here, before any work: YAML syntax, unknown keys, wrong types, unknown
+channel / method / metric names (the allowed names come from :mod:`linksim.registry`), sweep axes,
+CBR values that are not positive or do not give an integer number of symbols or do not fit the OFDM
+grid, a missing data folder. Every problem becomes one :class:`~linksim.errors.ScenarioError` line
+naming the file, the key path (``methods[0].kind``, ``sweep.cbr[1]``), the value and what is allowed.
+
+The ``channel:`` section and each entry of ``methods:`` are dispatched on their ``kind`` to the config
+model registered for that kind; :func:`scenario_from_dict` builds a scenario from a plain dict.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from linksim.channels import ChannelConfig
+from linksim.errors import ScenarioError
+from linksim.registry import CHANNELS, METHODS, METRICS
+
+__all__ = [
+    "Scenario",
+    "MethodConfig",
+    "DataConfig",
+    "TrafficConfig",
+    "NumerologyConfig",
+    "load_scenario",
+    "scenario_from_dict",
+    "parse_cbr",
+    "SWEEP_AXES",
+]
+
+#: Sweep axes besides the dotted ``channel.<key>`` overrides.
+SWEEP_AXES = ("csnr_db", "ebno_db", "cbr")
+
+
+class _KeyProblem(Exception):
+    """Internal: a problem at a key path, turned into a ScenarioError by :func:`scenario_from_dict`."""
+
+    def __init__(self, key_path: str, msg: str):
+        super().__init__(f"{key_path}: {msg}")
+        self.key_path = key_path
+        self.msg = msg
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MethodConfig(_Strict):
+    """Base of every method's config model.
+
+    :param name: the method's name in results and legends (default: its ``kind``)
+    :param kind: the registered method kind
+    """
+
+    name: str | None = None
+    kind: str
+
+    @model_validator(mode="after")
+    def _default_name(self):
+        if self.name is None:
+            object.__setattr__(self, "name", self.kind)
+        return self
+
+
+class DataConfig(_Strict):
+    """``data:`` — which images (DESIGN.md §4)."""
+
+    source: Literal["embedded", "folder"] = "embedded"
+    folder: Path | None = None
+    size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
+    limit: PositiveInt | None = 8
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the images after the centre crop."""
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+    @model_validator(mode="after")
+    def _folder(self):
+        if self.source == "folder":
+            if self.folder is None:
+                raise _KeyProblem("data.folder", "source: folder needs a folder path")
+            if not Path(self.folder).expanduser().is_dir():
+                raise _KeyProblem("data.folder", f"folder {str(self.folder)!r} does not exist")
+        return self
+
+
+class TrafficConfig(_Strict):
+    """``traffic:`` — when messages (images, bit blocks) arrive at the transmitter (DESIGN.md §6).
+
+    ``batch`` (default): everything at ``t = 0``, decoded in one batch (a plain Monte-Carlo point).
+    ``periodic``: one message every ``interval_s``. ``poisson``: exponential inter-arrival times
+    with rate ``rate_hz`` (seeded by the point seed).
+    """
+
+    kind: Literal["batch", "periodic", "poisson"] = "batch"
+    interval_s: PositiveFloat | None = Field(None, description="periodic: [s] between messages")
+    rate_hz: PositiveFloat | None = Field(None, description="poisson: mean arrivals per second")
+    deadline_s: PositiveFloat | None = Field(None, description="latency budget per message [s]")
+    max_batch: PositiveInt = Field(1, description="periodic/poisson: most messages decoded together")
+
+    @model_validator(mode="after")
+    def _params(self):
+        if self.kind == "periodic" and self.interval_s is None:
+            raise _KeyProblem("traffic.interval_s", "periodic traffic needs interval_s [s]")
+        if self.kind == "poisson" and self.rate_hz is None:
+            raise _KeyProblem("traffic.rate_hz", "poisson traffic needs rate_hz [1/s]")
+        return self
+
+
+class NumerologyConfig(_Strict):
+    """``numerology:`` — how long a message occupies the air (DESIGN.md §6).
+
+    OFDM channels: an OFDM symbol lasts ``(M + cp) / (M · Δf)`` (``M`` subcarriers, spacing ``Δf``
+    from the channel section), transmissions occupy whole slots of ``symbols_per_slot`` symbols.
+    Flat channels (awgn, rayleigh): single-carrier at ``symbol_rate_hz`` complex symbols per second.
+    """
+
+    symbols_per_slot: PositiveInt = 14
+    symbol_rate_hz: PositiveFloat = 1.0e6
+    coherence_time_s: PositiveFloat | None = Field(
+        None, description="channel redrawn every coherence_time_s of simulated time (None: per message)"
+    )
+
+
+def parse_cbr(value: Any) -> Fraction:
+    """A CBR given as a number or an ``"a/b"`` string -> a positive :class:`~fractions.Fraction`.
+
+    >>> parse_cbr("1/24"), parse_cbr(0.125)
+    (Fraction(1, 24), Fraction(1, 8))
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if isinstance(value, float):
+        frac = Fraction(value).limit_denominator(1 << 20)
+    elif isinstance(value, (int, str)):
+        try:
+            frac = Fraction(str(value).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"a number or an 'a/b' string, got {value!r}") from None
+    else:
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if frac <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return frac
+
+
+class Scenario(_Strict):
+    """A validated scenario (DESIGN.md §4). Build with :func:`load_scenario` or
+    :func:`scenario_from_dict`; the ``channel`` and ``methods`` entries are instances of the config
+    models registered for their ``kind``.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig | None = None
+    channel: SerializeAsAny[ChannelConfig]
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    methods: list[SerializeAsAny[MethodConfig]] = Field(min_length=1)
+    metrics: list[str] = Field(default_factory=list)
+    save_images: bool = False
+    output: Path | None = None
+    executor: Literal["inprocess", "process", "ray"] = "inprocess"
+    workers: PositiveInt = 1
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    numerology: NumerologyConfig = Field(default_factory=NumerologyConfig)
+    timeout_s: NonNegativeFloat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dispatch(cls, data: Any) -> Any:
+        """Validate ``channel`` and ``methods[i]`` with the config model of their ``kind``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("channel"), dict):
+            data["channel"] = _validate_section(data["channel"], "channel", CHANNELS)
+        if isinstance(data.get("methods"), list):
+            data["methods"] = [
+                _validate_section(m, f"methods[{i}]", METHODS) if isinstance(m, dict) else m
+                for i, m in enumerate(data["methods"])
+            ]
+        sweep = data.get("sweep")
+        if isinstance(sweep, dict):  # a scalar axis value is a one-point axis
+            data["sweep"] = {k: (v if isinstance(v, list) else [v]) for k, v in sweep.items()}
+        return data
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_axes(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for axis, values in sweep.items():
+            where = f"sweep.{axis}"
+            if not values:
+                raise _KeyProblem(where, "empty sweep axis; give at least one value")
+            if axis == "cbr":
+                vals = []
+                for j, v in enumerate(values):
+                    try:
+                        vals.append(parse_cbr(v))
+                    except ValueError as err:
+                        raise _KeyProblem(f"sweep.cbr[{j}]", f"CBR {err}") from None
+                out[axis] = vals
+            elif axis in ("csnr_db", "ebno_db"):
+                for j, v in enumerate(values):
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise _KeyProblem(f"{where}[{j}]", f"must be a number [dB]; got {v!r}")
+                out[axis] = [float(v) for v in values]
+            elif axis.startswith("channel.") and axis.count(".") == 1:
+                out[axis] = list(values)
+            else:
+                raise _KeyProblem(
+                    where, f"unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}, channel.<key>"
+                )
+            if len(set(map(repr, out[axis]))) != len(out[axis]):
+                raise _KeyProblem(where, f"repeated values in {values!r}")
+        if "csnr_db" in out and "ebno_db" in out:
+            raise _KeyProblem("sweep.ebno_db", "sweep either csnr_db or ebno_db, not both")
+        return out
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, metrics: list[str]) -> list[str]:
+        for j, m in enumerate(metrics):
+            if m not in METRICS:
+                raise _KeyProblem(
+                    f"metrics[{j}]", f"unknown metric {m!r}; allowed: {', '.join(METRICS.names()) or '(none registered)'}"
+                )
+        return metrics
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        names = [m.name for m in self.methods]
+        for i, n in enumerate(names):
+            if names.index(n) != i:
+                raise _KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
+        if "cbr" in self.sweep and self.data is None:
+            raise _KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
+        for axis in self.sweep:
+            if axis.startswith("channel.") and axis != "channel.kind":
+                key = axis.split(".", 1)[1]
+                kinds = self.sweep.get("channel.kind", [self.channel.kind])
+                if not any(key in CHANNELS.config(k).model_fields for k in kinds if k in CHANNELS):
+                    raise _KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        """Where results go: ``output`` or ``results/<name>``."""
+        return Path(self.output) if self.output is not None else Path("results") / self.name
+
+    def is_phy_only(self) -> bool:
+        """True when every method is a phy-only study (no images involved)."""
+        from linksim.studies import Study
+
+        return all(issubclass(METHODS.get(m.kind), Study) for m in self.methods)
+
+    def dump(self) -> dict:
+        """The resolved scenario as plain YAML-able data."""
+        d = self.model_dump(mode="json", exclude_none=False)
+        d["sweep"] = {k: [str(v) if isinstance(v, Fraction) else v for v in vals] for k, vals in self.sweep.items()}
+        return d
+
+
+def _validate_section(raw: dict, where: str, registry) -> Any:
+    """Validate one ``kind``-dispatched section with its registered config model."""
+    kind = raw.get("kind")
+    if kind is None:
+        raise _KeyProblem(f"{where}.kind", f"missing; allowed: {', '.join(registry.names())}")
+    if not isinstance(kind, str) or kind not in registry:
+        raise _KeyProblem(
+            f"{where}.kind", f"unknown {registry.kind} kind {kind!r}; allowed: {', '.join(registry.names())}"
+        )
+    model = registry.config(kind)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise _KeyProblem(*_first_error(err, where, model)) from None
+
+
+def _path(prefix: str, loc: tuple) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _model_at(model: Any, loc: tuple) -> Any:
+    """The pydantic model that owns the field at ``loc`` (best effort, for 'allowed keys' lists)."""
+    for part in loc:
+        if isinstance(part, int) or model is None or not hasattr(model, "model_fields"):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        nxt = None
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                nxt = cand
+        model = nxt
+    return model
+
+
+def _first_error(err: ValidationError, prefix: str, model: Any) -> tuple[str, str]:
+    """``(key_path, message)`` of the first pydantic error, with what is allowed."""
+    e = err.errors(include_url=False)[0]
+    loc = tuple(e["loc"])
+    # pydantic appends the union member or validator name to the location; keep the user's keys.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    key_path = _path(prefix, loc)
+    if e["type"] == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        allowed = ", ".join(owner.model_fields) if owner is not None else "see the documentation"
+        return key_path, f"unknown key {loc[-1]!r}; allowed: {allowed}"
+    if e["type"] == "missing":
+        return key_path, "required key is missing"
+    value = e.get("input")
+    return key_path, f"{e['msg']}; got {value!r}"
+
+
+def scenario_from_dict(raw: Any, file: str | Path | None = None, check_points: bool = True) -> Scenario:
+    """Validate a scenario given as plain data (what ``yaml.safe_load`` returns).
+
+    :param raw: the scenario mapping
+    :param file: the file it came from (named in errors)
+    :param check_points: also expand the sweep and check every method at every point (CBR fits
+        the grid, the method accepts the channel); on by default
+    :raises ScenarioError: on the first problem found
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, "<top>", f"a scenario is a mapping of keys; got {type(raw).__name__}")
+    try:
+        scn = Scenario.model_validate(raw)
+    except _KeyProblem as p:
+        raise ScenarioError(file, p.key_path, p.msg) from None
+    except ValidationError as err:
+        raise ScenarioError(file, *_first_error(err, "", Scenario)) from None
+    if check_points:
+        from linksim.sweep import check_points as _check
+
+        try:
+            _check(scn)
+        except _KeyProblem as p:
+            raise ScenarioError(file, p.key_path, p.msg) from None
+    return scn
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file.
+
+    :raises ScenarioError: unreadable file, YAML syntax error, or any validation problem
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ScenarioError(path, "<file>", f"cannot read the scenario: {err.strerror or err}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "<yaml>"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ScenarioError(path, where, f"YAML syntax error: {problem}") from None
+    return scenario_from_dict(raw, file=path)

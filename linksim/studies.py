@@ -1,0 +1,249 @@
+"""Phy-only studies: the ``phy_ber`` method and its BER/BLER figure.
+
+A :class:`Study` is a method that sends no images: at each sweep point it runs a Monte-Carlo
+experiment on the physical layer and returns one results row. ``phy_ber`` is a thin adapter around
+:class:`linksim.phy.chains.DigitalChain` and :func:`linksim.phy.ber.simulate_ber`::
+
+    methods:
+      - {name: qam16, kind: phy_ber, modulation: 16qam}                       # uncoded
+      - {name: ldpc, kind: phy_ber, modulation: 16qam, coding: ldpc, k: 512, n: 1024}
+
+The noise level comes from the ``ebno_db`` axis (``N0 = 1 / (10^(Eb/N0/10) · bps · k/n)``, no
+OFDM overhead correction, :mod:`linksim.phy.conventions`) or from the ``csnr_db`` axis
+(``N0 = 10^(-CSNR/10)``); both values are written to the row.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from linksim.scenario import MethodConfig
+
+__all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "BITS_PER_SYMBOL", "PHY_COLUMNS", "plot_ber"]
+
+BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+
+#: Columns a phy study adds to its row (besides method, kind, channel, point, seed and the axes).
+PHY_COLUMNS = [
+    "csnr_db", "ebno_db", "modulation", "coding", "coderate", "ber", "bler", "bits", "bit_errors",
+    "blocks", "block_errors", "stopped_early", "channel_uses", "overhead", "seconds",
+]
+
+
+class Study(ABC):
+    """A phy-only method: one Monte-Carlo experiment per sweep point, one results row.
+
+    :param config: its validated config
+    :param point: :class:`linksim.codecs.base.OperatingPoint`
+    """
+
+    def __init__(self, config: Any, point: Any):
+        self.config = config
+        self.point = point
+
+    @classmethod
+    def check(cls, config: Any, point: Any) -> None:
+        """Static checks before any work; raise ``ValueError`` with a clear message."""
+
+    @abstractmethod
+    def run(self, generator, progress: Callable[[dict], None] | None = None) -> dict:
+        """Run the experiment with ``generator``; return the row's fields."""
+
+
+class PhyBerConfig(MethodConfig):
+    """``kind: phy_ber`` — BER/BLER of a digital chain.
+
+    :param modulation: ``bpsk`` | ``qpsk`` | ``16qam`` | ``64qam`` | ``256qam`` (Gray, unit energy)
+    :param coding: ``none`` | ``ldpc`` (5G NR LDPC with rate matching)
+    :param k: LDPC information bits per codeword incl. CRC
+    :param n: LDPC codeword length
+    :param crc: CRC per codeword (``CRC24A``, ``CRC16``, ...) or ``None``
+    :param codewords: codewords per example (one channel realization spans an example)
+    :param block_bits: uncoded: bits per block (the BLER unit)
+    :param batch_size: examples per Monte-Carlo batch
+    :param max_bit_errors: stop after this many bit errors (``None``: no target)
+    :param max_block_errors: stop after this many block errors (``None``: no target)
+    :param max_blocks: stop after this many blocks (codewords) in any case
+    :param num_iter: LDPC belief-propagation iterations
+    :param demapping: ``app`` | ``maxlog``
+    """
+
+    kind: Literal["phy_ber"] = "phy_ber"
+    modulation: Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"] = "qpsk"
+    coding: Literal["none", "ldpc"] = "none"
+    k: PositiveInt | None = None
+    n: PositiveInt | None = None
+    crc: str | None = None
+    codewords: PositiveInt = 1
+    block_bits: PositiveInt = 1024
+    batch_size: PositiveInt = 64
+    max_bit_errors: PositiveInt | None = 200
+    max_block_errors: PositiveInt | None = None
+    max_blocks: PositiveInt = 20000
+    num_iter: PositiveInt = 20
+    demapping: Literal["app", "maxlog"] = "app"
+
+    @model_validator(mode="after")
+    def _code(self):
+        if self.coding == "ldpc":
+            if self.k is None or self.n is None:
+                raise ValueError("coding: ldpc needs k and n (e.g. k: 512, n: 1024)")
+            if not self.k < self.n:
+                raise ValueError(f"LDPC needs k < n; got k={self.k}, n={self.n}")
+        elif self.k is not None or self.n is not None:
+            raise ValueError("k and n apply to coding: ldpc only")
+        return self
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return BITS_PER_SYMBOL[self.modulation]
+
+
+class PhyBerStudy(Study):
+    """``phy_ber``: Monte-Carlo BER/BLER of :class:`linksim.phy.chains.DigitalChain` at one point."""
+
+    config: PhyBerConfig
+
+    def num_symbols(self) -> int:
+        return self._num_symbols(self.config)
+
+    @staticmethod
+    def _num_symbols(config: PhyBerConfig) -> int:
+        bits = config.codewords * (config.n if config.coding == "ldpc" else config.block_bits)
+        return -(-bits // config.bits_per_symbol)
+
+    @classmethod
+    def check(cls, config: PhyBerConfig, point: Any) -> None:
+        if point.csnr_db is None and point.ebno_db is None:
+            raise ValueError("phy_ber needs an ebno_db or csnr_db sweep axis")
+        from linksim.phy.chains import grid_info
+
+        grid_info(point.link, cls._num_symbols(config))
+
+    def _chain(self):
+        from linksim.phy.chains import DigitalChain
+
+        c = self.config
+        ldpc = c.coding == "ldpc"
+        return DigitalChain(
+            self.point.link, c.bits_per_symbol, c.k if ldpc else None, c.n if ldpc else None,
+            num_codewords=c.codewords, crc=c.crc, device=self.point.device, num_iter=c.num_iter,
+            block_bits=c.block_bits, demapping=c.demapping,
+        )
+
+    def run(self, generator, progress: Callable[[dict], None] | None = None) -> dict:
+        from linksim.phy.ber import simulate_ber
+        from linksim.phy.conventions import csnr_db_to_ebno_db, csnr_db_to_no, ebno_db_to_csnr_db
+
+        c, p = self.config, self.point
+        chain = self._chain()
+        bps, rate = c.bits_per_symbol, chain.coderate
+        if p.ebno_db is not None:
+            ebno_db = p.ebno_db
+            csnr_db = ebno_db_to_csnr_db(ebno_db, bps, rate)
+        else:
+            csnr_db = p.csnr_db
+            ebno_db = csnr_db_to_ebno_db(csnr_db, bps, rate)
+        no = csnr_db_to_no(csnr_db)
+
+        def report(r):
+            if progress is not None:
+                progress({"blocks": r.blocks, "bit_errors": r.bit_errors, "block_errors": r.block_errors})
+
+        res = simulate_ber(chain, no, generator, c.batch_size, c.max_bit_errors, c.max_block_errors,
+                           c.max_blocks, progress=report)
+        grid = chain.grid()
+        return {
+            "csnr_db": round(float(csnr_db), 10),
+            "ebno_db": round(float(ebno_db), 10),
+            "modulation": c.modulation,
+            "coding": c.coding if c.coding == "none" else f"ldpc({chain.k},{chain.n})",
+            "coderate": rate,
+            "ber": res.ber,
+            "bler": res.bler,
+            "bits": res.bits,
+            "bit_errors": res.bit_errors,
+            "blocks": res.blocks,
+            "block_errors": res.block_errors,
+            "stopped_early": res.stopped_early,
+            "channel_uses": grid.num_data + grid.pilot_res + grid.cp_samples,
+            "overhead": grid.overhead,
+        }
+
+
+def _theory(channel: str, modulation: str, coding: str, ebno_db):
+    """Closed-form BER where defined (uncoded AWGN M-QAM; uncoded flat Rayleigh), else ``None``."""
+    from linksim.phy import theory
+
+    if coding != "none":
+        return None
+    m = 2 ** BITS_PER_SYMBOL[modulation]
+    if channel == "awgn":
+        return theory.ber_mqam_awgn(ebno_db, m)
+    if channel == "rayleigh":
+        return theory.ber_bpsk_rayleigh(ebno_db) if m <= 4 else theory.ber_mqam_rayleigh(ebno_db, m)
+    return None
+
+
+def plot_ber(run_dir: str | Path) -> list[Path]:
+    """BER (and BLER) vs Eb/N0 [dB] of a phy study's ``results.csv``; PNG + PDF in ``figures/``.
+
+    One line per method × channel (label, e.g. ``ofdm/ls``): markers for simulation (points with no
+    error are not drawn on the log axis), dashed closed-form curves where defined (uncoded AWGN
+    M-QAM, uncoded flat Rayleigh).
+
+    :output: paths of the written files
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    df = pd.read_csv(run_dir / "results.csv")
+    df = df[df["kind"] == "phy_ber"] if "kind" in df else df
+    if df.empty:
+        return []
+    x = "ebno_db"
+    coded = bool((df["coding"] != "none").any())
+    fig, axes = plt.subplots(1, 2 if coded else 1, figsize=(11 if coded else 6.5, 4.5), squeeze=False)
+    drawn_theory = set()
+    for (method, channel), g in df.groupby(["method", "channel"], sort=False):
+        g = g.sort_values(x)
+        for ax, col in zip(axes[0], ("ber", "bler")):
+            y = g[col].to_numpy(dtype=float)
+            ok = y > 0
+            (line,) = ax.semilogy(g[x].to_numpy()[ok], y[ok], marker="o", ms=4, label=f"{method} / {channel}")
+            if col != "ber":
+                continue
+            mod, cod = g["modulation"].iloc[0], g["coding"].iloc[0]
+            key = (channel, mod, cod)
+            xs = np.linspace(g[x].min(), g[x].max(), 200)
+            th = _theory(channel.split("/")[0], mod, cod, xs)
+            if th is not None and key not in drawn_theory:
+                drawn_theory.add(key)
+                ax.semilogy(xs, th, "--", color=line.get_color(), lw=1, label=f"theory {mod} / {channel}")
+    for ax, col in zip(axes[0], ("BER", "BLER")):
+        ax.set_xlabel("Eb/N0 [dB]")
+        ax.set_ylabel(col)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        lo = df[col.lower()][df[col.lower()] > 0].min()
+        if not math.isnan(lo):
+            ax.set_ylim(bottom=max(lo / 3, 1e-7), top=1)
+    fig.suptitle(f"{run_dir.name}: simulation (markers) and theory (dashed)")
+    fig.tight_layout()
+    out_dir = run_dir / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "ber.png", out_dir / "ber.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=130)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,252 @@
+"""Sweep points and the executors that run them.
+
+:func:`expand` turns the scenario's ``sweep:`` axes into the cartesian product of
+:class:`SweepPoint` objects. Each point has a stable key (``cbr=1/24|csnr_db=10``, axes sorted by
+name, so the order of the axes in the YAML does not matter), the resolved channel config, and a
+seed derived from the scenario seed and the key alone — reruns, reordering and parallel execution
+give identical numbers. Every method at a point gets the same seed (common random numbers: the
+methods see the same channels and noise).
+
+Executors run independent (method, point) jobs and hand each finished job's rows back to the
+caller, which stores them durably before anything else is recorded:
+
+* ``inprocess`` (default): one after the other, in this process;
+* ``process``: a :class:`concurrent.futures.ProcessPoolExecutor` with ``workers`` processes;
+* ``ray``: Ray tasks (``pip install ray``; ``ray.init()`` connects to a running cluster if
+  ``RAY_ADDRESS`` is set, else starts a local one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Iterable, Iterator
+
+from linksim.errors import LinksimError
+
+__all__ = ["SweepPoint", "Job", "expand", "point_seed", "check_points", "run_jobs", "format_value"]
+
+
+def format_value(value: Any) -> str:
+    """Stable text of an axis value (``Fraction(1, 24)`` -> ``1/24``, ``10.0`` -> ``10``)."""
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}" if value == float(f"{value:g}") else repr(value)
+    return str(value)
+
+
+def point_seed(scenario_seed: int, key: str) -> int:
+    """Deterministic 63-bit seed of a point: ``sha256("<seed>|<key>")`` (independent of order).
+
+    >>> point_seed(0, "csnr_db=10") == point_seed(0, "csnr_db=10")
+    True
+    """
+    digest = hashlib.sha256(f"{int(scenario_seed)}|{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One combination of sweep-axis values.
+
+    :param key: stable text, ``axis=value`` pairs sorted by axis and joined by ``|`` (``""`` when
+        nothing is swept)
+    :param values: ``((axis, value), ...)`` in the scenario's axis order
+    :param channel: the resolved :class:`linksim.channels.ChannelConfig` of this point
+    :param seed: the point's seed (:func:`point_seed`)
+    :param index: position in the expansion (for display only; never used for numbers)
+    """
+
+    key: str
+    values: tuple[tuple[str, Any], ...]
+    channel: Any
+    seed: int
+    index: int = 0
+
+    def get(self, axis: str, default: Any = None) -> Any:
+        """The value of ``axis`` at this point, or ``default`` when it is not swept."""
+        return dict(self.values).get(axis, default)
+
+    @property
+    def csnr_db(self) -> float | None:
+        return self.get("csnr_db")
+
+    @property
+    def ebno_db(self) -> float | None:
+        return self.get("ebno_db")
+
+    @property
+    def cbr(self) -> Fraction | None:
+        return self.get("cbr")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: one method (index into ``scenario.methods``) at one point."""
+
+    method_index: int
+    method: str
+    point: SweepPoint
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(method name, point key)`` — what the results store uses to resume."""
+        return (self.method, self.point.key)
+
+
+def _resolve_channel(scenario, overrides: dict[str, Any], where: dict[str, str]):
+    """The channel config with ``channel.<key>`` overrides applied, validated for its kind."""
+    from pydantic import ValidationError
+
+    from linksim.registry import CHANNELS
+    from linksim.scenario import _KeyProblem
+
+    raw = scenario.channel.model_dump()
+    raw.update(overrides)
+    kind = raw["kind"]
+    if kind not in CHANNELS:
+        raise _KeyProblem(where.get("kind", "channel.kind"),
+                          f"unknown channel kind {kind!r}; allowed: {', '.join(CHANNELS.names())}")
+    model = CHANNELS.config(kind)
+    if "kind" in overrides:  # a swept kind: base keys that this kind does not have do not apply
+        raw = {k: v for k, v in raw.items() if k in model.model_fields}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        e = err.errors(include_url=False)[0]
+        key = str(e["loc"][0]) if e["loc"] else "kind"
+        path = where.get(key, f"channel.{key}")
+        raise _KeyProblem(path, f"{e['msg']} (channel kind {kind!r}); got {e.get('input')!r}") from None
+
+
+def expand(scenario) -> list[SweepPoint]:
+    """All sweep points of ``scenario`` (cartesian product of its axes, first axis slowest).
+
+    :param scenario: a validated :class:`linksim.scenario.Scenario`
+    :output: ``prod(len(axis))`` points (one point when nothing is swept)
+    """
+    axes = list(scenario.sweep.items())
+    points = []
+    for index, combo in enumerate(itertools.product(*[range(len(v)) for _, v in axes])):
+        values = tuple((name, vals[j]) for (name, vals), j in zip(axes, combo))
+        key = "|".join(f"{a}={format_value(v)}" for a, v in sorted(values))
+        overrides = {a.split(".", 1)[1]: v for a, v in values if a.startswith("channel.")}
+        where = {a.split(".", 1)[1]: f"sweep.{a}[{j}]" for (a, _), j in zip(axes, combo) if a.startswith("channel.")}
+        channel = _resolve_channel(scenario, overrides, where)
+        points.append(SweepPoint(key, values, channel, point_seed(scenario.seed, key), index))
+    return points
+
+
+def jobs(scenario, points: list[SweepPoint] | None = None) -> list[Job]:
+    """Every (method, point) job, methods outermost (finishes one method's curve first)."""
+    points = expand(scenario) if points is None else points
+    return [Job(i, m.name, p) for i, m in enumerate(scenario.methods) for p in points]
+
+
+def check_points(scenario) -> None:
+    """Check every method at every point before any work (called by scenario validation).
+
+    Image methods: ``N = ρ·3·H·W`` must be an integer and fit the channel's grid
+    (:func:`linksim.phy.chains.grid_info`); then each method's own ``check``.
+
+    :raises linksim.scenario._KeyProblem: with the key path of the offending value
+    """
+    from linksim.engine import operating_point
+    from linksim.registry import METHODS
+    from linksim.scenario import _KeyProblem
+    from linksim.studies import Study
+
+    points = expand(scenario)
+    cbrs = scenario.sweep.get("cbr", [])
+    for i, m in enumerate(scenario.methods):
+        cls = METHODS.get(m.kind)
+        is_study = isinstance(cls, type) and issubclass(cls, Study)
+        if not is_study and scenario.data is None:
+            raise _KeyProblem(f"methods[{i}].kind", f"method kind {m.kind!r} transmits images and needs a data: section")
+        if not is_study and "cbr" not in scenario.sweep and not getattr(m, "cbr", None):
+            raise _KeyProblem("sweep.cbr", f"method {m.name!r} transmits images: sweep a cbr axis")
+        for p in points:
+            op = operating_point(scenario, p)
+            if not is_study and p.cbr is not None:
+                j = cbrs.index(p.cbr)
+                h, w = scenario.data.shape
+                n = p.cbr * 3 * h * w
+                if n.denominator != 1:
+                    raise _KeyProblem(
+                        f"sweep.cbr[{j}]",
+                        f"CBR {p.cbr} gives N = {n} symbols for {h}x{w} images; N = cbr·3·H·W must be an integer",
+                    )
+                try:
+                    from linksim.phy.chains import grid_info
+
+                    grid_info(p.channel.link_config(), int(n))
+                except ValueError as err:
+                    raise _KeyProblem(
+                        f"sweep.cbr[{j}]", f"CBR {p.cbr} (N = {n}) does not fit the {p.channel.kind} grid: {err}"
+                    ) from None
+            try:
+                cls.check(m, op)
+            except ValueError as err:
+                raise _KeyProblem(f"methods[{i}]", f"{m.name} at point '{p.key}': {err}") from None
+
+
+def _run_job_remote(scenario_data: dict, job: Job, device: str) -> Any:
+    """Worker entry point (process pool / Ray): rebuild the scenario and run one job."""
+    from linksim.engine import run_job
+    from linksim.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict(scenario_data, check_points=False)
+    return run_job(scenario, job, device=device)
+
+
+def run_jobs(
+    scenario,
+    todo: list[Job],
+    device: str,
+    on_done: Callable[[Job, Any], None],
+    progress: Callable[[Job, dict], None] | None = None,
+) -> None:
+    """Run ``todo`` on the scenario's executor; ``on_done(job, result)`` as each job finishes.
+
+    ``on_done`` runs in this process, in completion order (the store writes there). With the
+    process and Ray executors, per-batch ``progress`` is not forwarded, only job completion.
+    """
+    from linksim.engine import run_job
+
+    if scenario.executor == "inprocess" or len(todo) <= 1:
+        for job in todo:
+            on_done(job, run_job(scenario, job, device=device, progress=progress))
+        return
+    data = scenario.model_dump(mode="python")
+    data["sweep"] = {k: [str(v) for v in vals] if k == "cbr" else vals for k, vals in scenario.sweep.items()}
+    if scenario.executor == "process":
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        # spawn: a forked child would inherit torch's thread pools and locks in an unknown state.
+        with cf.ProcessPoolExecutor(scenario.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_job_remote, data, job, device): job for job in todo}
+            for fut in cf.as_completed(futures):
+                on_done(futures[fut], fut.result())
+        return
+    try:
+        import ray
+    except ImportError:
+        raise LinksimError("executor: ray needs the 'ray' package: pip install 'ray[default]'") from None
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True)
+    remote = ray.remote(_run_job_remote)
+    pending = {remote.remote(data, job, device): job for job in todo}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            on_done(pending.pop(ref), ray.get(ref))
+
+
+def iter_keys(rows: Iterable[dict]) -> Iterator[tuple[str, str]]:
+    """``(method, point)`` keys of stored rows."""
+    for r in rows:
+        yield (r["method"], r["point"])
