@@ -150,7 +150,7 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 def project_weights_dir() -> Path:
     """The project weights directory: ``$LINKSIM_WEIGHTS`` or ``./weights`` (relative to the cwd)."""
-    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights")).expanduser()
+    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights")).expanduser().absolute()
 
 
 def hub_checkpoints_dir() -> Path:
