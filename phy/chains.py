@@ -223,7 +223,8 @@ class DigitalChain(nn.Module):
     including the CRC); they are concatenated and mapped to ``num_symbols = ceil(C n / bps)``
     symbols. If ``C n`` is not a multiple of ``bps``, the last symbol is padded with zero bits,
     which the receiver discards (they carry no information; padding costs at most one symbol).
-    LDPC codewords use the 38.212 bit interleaver for the modulation. There is no symbol
+    LDPC codewords use the 38.212 bit interleaver for the modulation (when ``n`` is a multiple of
+    ``bps``, as 38.212 requires; otherwise none). There is no symbol
     interleaver: a codeword occupies consecutive symbols (use ``coherence_symbols`` accordingly).
 
     Uncoded (``k = n = None``): each "codeword" is a block of ``block_bits`` bits (CRC
@@ -265,8 +266,9 @@ class DigitalChain(nn.Module):
             self.ldpc = None
             self.k = self.n = int(block_bits)
         else:
-            self.ldpc = LDPC(k, n, num_iter=num_iter, num_bits_per_symbol=self.num_bits_per_symbol,
-                             device=device)
+            # the 38.212 bit interleaver needs n to be a multiple of bits per symbol
+            bit_il = self.num_bits_per_symbol if n % self.num_bits_per_symbol == 0 else None
+            self.ldpc = LDPC(k, n, num_iter=num_iter, num_bits_per_symbol=bit_il, device=device)
             self.k, self.n = int(k), int(n)
         self.info_bits_per_codeword = self.k - self.crc_length
         if self.info_bits_per_codeword < 1:
