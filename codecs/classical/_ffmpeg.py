@@ -14,6 +14,10 @@ import subprocess
 import numpy as np
 
 START_CODE = b"\x00\x00\x01"
+#: swscale flags for every RGB <-> YUV conversion: exact rounding and chroma interpolated to full
+#: resolution before conversion (measured on a 64x64 photo, HEVC 4:2:0 QP 32: +0.6 dB over
+#: ffmpeg's default flags, which equal libheif's own decoding)
+SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,12 +66,13 @@ def decode_raw(fmt: str, payload: bytes, height: int, width: int) -> np.ndarray:
     """Decode a raw elementary stream (``fmt``: ``hevc`` or ``vvc``) to ``[H, W, 3]`` uint8.
 
     The colour conversion follows the stream's VUI (full-range BT.601 for libheif's HEVC; the
-    ffmpeg defaults, the same as at encoding, for VVC).
+    ffmpeg defaults, the same as at encoding, for VVC), with :data:`SWS_FLAGS`.
     """
     if not payload:
         raise ValueError("empty payload")
     out = run(
-        ["-f", fmt, "-i", "-", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        ["-f", fmt, "-i", "-", "-frames:v", "1", "-sws_flags", SWS_FLAGS,
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         payload,
     )
     need = height * width * 3

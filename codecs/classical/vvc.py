@@ -75,8 +75,8 @@ class VVCCodec(SourceCodec):
         h, w = arr.shape[:2]
         stream = _ffmpeg.run(
             ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
-             "-frames:v", "1", "-pix_fmt", "yuv420p10le", "-c:v", "libvvenc",
-             "-preset", self.preset, "-qp", str(int(quality)), "-qpa", "0", "-f", "vvc", "-"],
+             "-frames:v", "1", "-sws_flags", _ffmpeg.SWS_FLAGS, "-pix_fmt", "yuv420p10le",
+             "-c:v", "libvvenc",             "-preset", self.preset, "-qp", str(int(quality)), "-qpa", "0", "-f", "vvc", "-"],
             np.ascontiguousarray(arr).tobytes(),
         )
         nals = [n for n in _ffmpeg.split_annexb(stream) if nal_type(n) not in _VVC_DROP_TYPES]
