@@ -127,8 +127,14 @@ class TDLProfile(ChannelModel):
         if model not in ("A", "B", "C", "D", "E"):
             raise ValueError(f"tdl_model must be one of A..E; got {model!r}")
         self.model = model
-        self._tdl = _SeededTDL(model, delay_spread, carrier_frequency, min_speed=0.0, max_speed=0.0,
-                               precision=precision, device=device)
+        self._args = (model, delay_spread, carrier_frequency)
+        self._tdl = self._model_on(self.device)
+        self._by_device = {str(torch.device(self.device)): self._tdl}
+
+    def _model_on(self, device) -> _SeededTDL:
+        model, delay_spread, carrier_frequency = self._args
+        return _SeededTDL(model, delay_spread, carrier_frequency, min_speed=0.0, max_speed=0.0,
+                          precision=self.precision, device=str(device))
 
     @property
     def powers(self) -> torch.Tensor:
@@ -144,13 +150,17 @@ class TDLProfile(ChannelModel):
                  generator: torch.Generator | None = None):
         if generator is None:
             raise ValueError("TDL draws need a torch.Generator (linksim never uses the global RNG)")
-        if generator.device != torch.device(self.device):
-            raise ValueError(f"TDL on {self.device} needs a generator on the same device; got {generator.device}")
-        self._tdl._generator = generator
+        # Draw where the generator lives (a CPU generator may drive a CUDA link), then move.
+        key = str(generator.device)
+        if key not in self._by_device:
+            self._by_device[key] = self._model_on(generator.device)
+        tdl = self._by_device[key]
+        tdl._generator = generator
         try:
-            a, tau = self._tdl(batch_size, 1, 1.0)
+            a, tau = tdl(batch_size, 1, 1.0)
         finally:
-            self._tdl._generator = None
+            tdl._generator = None
+        a, tau = a.to(self.device), tau.to(self.device)
         return a.expand(-1, -1, -1, -1, -1, -1, num_time_steps), tau
 
 
