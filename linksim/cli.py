@@ -7,7 +7,6 @@ without a traceback. ``linksim run`` with no file runs the quickstart scenario e
 from __future__ import annotations
 
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +23,7 @@ app.add_typer(train_app, name="train")
 
 def quickstart_path() -> Path:
     """The quickstart scenario shipped inside the package (``linksim/scenarios/quickstart.yaml``)."""
-    return Path(str(resources.files("linksim") / "scenarios" / "quickstart.yaml"))
+    return Path(__file__).resolve().parent / "scenarios" / "quickstart.yaml"
 
 
 def _fail(err: Exception) -> None:

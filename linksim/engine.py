@@ -295,7 +295,8 @@ def _load_images(scenario):
         from linksim.data import load_images
     except ImportError as err:
         raise LinksimError(f"image methods need linksim.data.load_images, which is not available ({err})") from None
-    return load_images(scenario.data)
+    loaded = load_images(scenario.data)
+    return loaded.images, list(loaded.names)
 
 
 def _run_images(scenario, job, cls, config, op, progress) -> JobResult:

@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     SerializeAsAny,
@@ -87,6 +86,7 @@ class DataConfig(_Strict):
     folder: Path | None = None
     size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
     limit: PositiveInt | None = 8
+    on_error: Literal["raise", "skip"] = "raise"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -183,7 +183,6 @@ class Scenario(_Strict):
     workers: PositiveInt = 1
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     numerology: NumerologyConfig = Field(default_factory=NumerologyConfig)
-    timeout_s: NonNegativeFloat | None = None
 
     @model_validator(mode="before")
     @classmethod
