@@ -1,0 +1,128 @@
+"""Tests of linksim.reports on a small synthetic run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from linksim.errors import DataError
+from linksim.reports import DPI, PANEL_SIZE, make_report, recon_dirname, t_interval
+
+CSNRS = [0.0, 5.0, 10.0]
+CBRS = ["1/48", "1/24"]
+METHODS = {"deepjscc": "jscc", "hevc_ldpc": "separation"}
+IMAGES = ["astronaut", "coffee", "chelsea", "rocket"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("run")
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, kind in METHODS.items():
+        for csnr in CSNRS:
+            for cbr in CBRS:
+                for img in IMAGES:
+                    base = 20 + csnr + (3 if method == "hevc_ldpc" else 0) + 2 * (cbr == "1/24")
+                    rows.append(
+                        dict(method=method, kind=kind, channel="awgn", csnr_db=csnr, cbr=cbr, image=img,
+                             psnr=base + rng.normal(0, 0.5), ms_ssim=0.8 + 0.01 * csnr, lpips=0.3 - 0.01 * csnr,
+                             dists=np.nan, outage=0, payload_bits=1000, channel_uses=64, seconds=0.01,
+                             seed=0, nfe=np.nan if kind != "jscc" else 1)
+                    )
+    # a phy-study row that must be ignored
+    rows.append(dict(method="phy_ber", kind="phy_ber", channel="awgn", csnr_db=0.0, cbr="1/48", ber=0.1))
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "results.csv", index=False)
+    summary = pd.DataFrame(
+        [dict(method=m, csnr_db=c, cbr=r, fid=50 - c, kid=0.05 - 0.001 * c) for m in METHODS for c in CSNRS for r in CBRS]
+    )
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({"name": "synthetic", "unavailable_metrics": {"dists": "weights 'vgg16' not available"}}))
+    # saved reconstructions at CSNR 10 dB, CBR 1/24, and the originals
+    (tmp_path / "recon" / "original").mkdir(parents=True)
+    for img in IMAGES[:2]:
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "recon" / "original" / f"{img}.png")
+        for method in METHODS:
+            d = tmp_path / "recon" / method / recon_dirname(10.0, 1 / 24)
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{img}.png")
+    return tmp_path
+
+
+def test_t_interval_known_value():
+    # n = 4, s = 1.2909944 (values 1..4), t_{0.975,3} = 3.182446
+    mean, half, n = t_interval(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert (mean, n) == (2.5, 4)
+    assert half == pytest.approx(3.182446 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-5)
+    assert math.isnan(t_interval(np.array([1.0]))[1])
+
+
+def test_recon_dirname():
+    assert recon_dirname(10, 1 / 24) == "10_0.0416667"
+    assert recon_dirname(-2.5, 0.5) == "-2.5_0.5"
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    """The full report, made once (matplotlib PNG + PDF output costs seconds on 2 cores)."""
+    return make_report(run_dir)
+
+
+class TestMakeReport:
+    def test_every_figure_and_report(self, run_dir, report):
+        paths = report
+        names = {p.name for p in paths}
+        for metric in ("psnr", "ms_ssim", "lpips", "outage", "fid", "kid"):
+            for tag in ("csnr", "cbr"):
+                assert f"{metric}_vs_{tag}.png" in names and f"{metric}_vs_{tag}.pdf" in names
+        assert "dists_vs_csnr.png" not in names  # all empty: no figure, not a made-up curve
+        assert "recon_awgn_10dB_cbr1-24.png" in names
+        assert "report.md" in names
+        for p in paths:
+            assert p.stat().st_size > 1000
+        # panels: vs CSNR one per CBR (2), vs CBR one per CSNR (3); size fixed by PANEL_SIZE x DPI
+        for fname, panels in (("psnr_vs_csnr.png", 2), ("psnr_vs_cbr.png", 3)):
+            with Image.open(run_dir / "figures" / fname) as im:
+                assert im.size == (round(PANEL_SIZE[0] * panels * DPI), round(PANEL_SIZE[1] * DPI))
+                assert np.asarray(im.convert("L")).std() > 10  # not blank
+
+    def test_report_tables(self, run_dir, report):
+        text = (run_dir / "report.md").read_text()
+        assert "# Report: synthetic" in text
+        assert "### awgn — CSNR 10 dB, CBR 1/24" in text
+        assert "| method | kind | PSNR [dB] | MS-SSIM | LPIPS ↓ | DISTS ↓ | FID ↓ | KID ↓ | NFE | seconds |" in text
+        # hevc_ldpc at 10 dB, 1/24: PSNR mean 20 + 10 + 3 + 2 = 35 (+ noise), FID from summary 40.00
+        section = text.split("### awgn — CSNR 10 dB, CBR 1/24")[1].split("###")[0]
+        line = next(l for l in section.splitlines() if l.startswith("| hevc_ldpc"))
+        assert "40.00" in line
+        psnr_cell = line.split("|")[3]
+        assert abs(float(psnr_cell.split("±")[0]) - 35.0) < 1.0
+        assert "dists: weights 'vgg16' not available" in text
+        assert "phy_ber" not in text
+
+    def test_ideal_method_is_labelled_bound(self, run_dir, tmp_path):
+        df = pd.read_csv(run_dir / "results.csv")
+        opta = df[df["method"] == "deepjscc"].assign(method="opta", kind="ideal")
+        pd.concat([df, opta]).to_csv(tmp_path / "results.csv", index=False)
+        paths = make_report(tmp_path, metrics=["psnr"], formats=("png",))
+        assert {p.name for p in paths} == {"psnr_vs_csnr.png", "psnr_vs_cbr.png", "report.md"}
+        assert "Bounds (dashed, not achievable methods): opta." in (tmp_path / "report.md").read_text()
+
+    def test_only_phy_rows(self, tmp_path):
+        pd.DataFrame([dict(method="ber", kind="phy_ber", channel="awgn", csnr_db=0, cbr=0.5, ber=0.1)]).to_csv(
+            tmp_path / "results.csv", index=False
+        )
+        assert make_report(tmp_path) == []
+        with pytest.raises(DataError, match="no image rows"):
+            make_report(tmp_path, strict=True)
+
+    def test_missing_results(self, tmp_path):
+        assert make_report(tmp_path) == []
+        with pytest.raises(DataError, match="no results.csv"):
+            make_report(tmp_path, strict=True)
