@@ -208,9 +208,11 @@ class ResultsStore:
                 versions[mod] = __import__(mod).__version__
             except Exception:  # noqa: BLE001 - a missing optional package is recorded as such
                 versions[mod] = None
-        import linksim
+        from importlib import metadata
 
-        versions["linksim"] = linksim.__version__
+        # the distribution's version (``linksim.__version__`` can be shadowed under pytest, where
+        # the folder tests/linksim is importable as a namespace package of the same name)
+        versions["linksim"] = metadata.version("linksim")
         unavailable: dict = {}
         if self.points.exists():
             for line in self.points.read_text().splitlines():
