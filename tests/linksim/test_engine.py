@@ -156,6 +156,7 @@ class TestResume:
             run_scenario(scenario_from_dict(dict(BASE, seed=1, sweep={"ebno_db": [0]})), output=tmp_path)
 
 
+@pytest.mark.slow  # spawns two interpreters that import torch + Sionna (~40 s on 2 busy cores)
 def test_process_executor_gives_same_numbers(fake_methods, tmp_path):
     pytest.importorskip("concurrent.futures")
     raw = dict(BASE, sweep={"ebno_db": [0, 1]}, methods=[{"name": "q", "kind": "phy_ber", "max_blocks": 16,
@@ -199,3 +200,32 @@ def test_list_shows_registered_names(capsys):
     out = capsys.readouterr().out
     for name in ("awgn", "rayleigh", "ofdm", "tdl", "phy_ber", "psnr"):
         assert name in out
+
+
+def test_image_method_end_to_end(fake_methods, tmp_path):
+    """A fake image method (identity codec + noise N0 = 10^(-CSNR/10)) through the image path."""
+    raw = {
+        "name": "img", "seed": 0, "device": "cpu",
+        "data": {"source": "embedded", "size": 32, "limit": 3},
+        "channel": {"kind": "awgn"},
+        "sweep": {"csnr_db": [20], "cbr": [1]},
+        "methods": [{"name": "ident", "kind": "fake_image"}],
+        "metrics": ["psnr"],
+        "traffic": {"kind": "periodic", "interval_s": 0.01},
+        "save_images": True,
+        "output": str(tmp_path),
+    }
+    run_scenario(scenario_from_dict(raw))
+    df = pd.read_csv(tmp_path / "results.csv")
+    for col in ("method", "kind", "channel", "csnr_db", "cbr", "image", "psnr", "ms_ssim", "lpips", "dists",
+                "outage", "payload_bits", "channel_uses", "seconds", "seed", "latency_s", "queue_s"):
+        assert col in df.columns
+    assert len(df) == 3 and (df.channel_uses == 3 * 32 * 32).all()
+    # clipping to [0, 1] only shrinks the error, so MSE <= N0 = 0.01 -> PSNR >= 20 dB
+    assert (df.psnr >= 20).all() and (df.psnr < 26).all()
+    # 3072 symbols at 1 MHz on a single carrier = 3.072 ms airtime per image
+    assert df.t_arrival.tolist() == pytest.approx([0, 0.01, 0.02])
+    assert (df.latency_s >= 3.072e-3).all()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary.psnr.iloc[0] == pytest.approx(df.psnr.mean()) and summary.images.iloc[0] == 3
+    assert len(list((tmp_path / "recon" / "ident").rglob("*.png"))) == 3
