@@ -71,14 +71,14 @@ def recon_dirname(csnr_db: float, cbr: float) -> str:
 
 
 def _parse_recon_dirname(name: str) -> tuple[float, float] | None:
-    m = re.fullmatch(r"(-?[\d.]+)(?:dB)?_([\d.eE+-]+|\d+(?:-|over|÷)\d+)", name)
-    if not m:
-        return None
-    try:
-        cbr_text = re.sub(r"(-|over|÷)", "/", m.group(2)) if not re.fullmatch(r"[\d.eE+-]+", m.group(2)) else m.group(2)
-        return float(m.group(1)), float(Fraction(cbr_text))
-    except (ValueError, ZeroDivisionError):
-        return None
+    """``(csnr_db, cbr)`` from ``10_0.0416667``, ``10.0_1-24`` or ``10dB_1over24``; None otherwise."""
+    m = re.fullmatch(r"(-?\d+(?:\.\d*)?)(?:dB)?_(\d+)(?:-|over|÷)(\d+)", name)
+    if m:
+        return float(m.group(1)), int(m.group(2)) / int(m.group(3))
+    m = re.fullmatch(r"(-?\d+(?:\.\d*)?)(?:dB)?_(\d*\.?\d+(?:[eE][+-]?\d+)?)", name)
+    if m:
+        return float(m.group(1)), float(m.group(2))
+    return None
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, int]:
@@ -310,7 +310,7 @@ def _tables(df: pd.DataFrame, summary: pd.DataFrame | None) -> list[str]:
         for method, mg in grp.groupby("method", sort=True):
             cells = []
             for col, _ in TABLE_COLUMNS:
-                if col in mg.columns:
+                if col in mg.columns and col not in SET_METRIC_LABELS:
                     mean, half, _n = t_interval(pd.to_numeric(mg[col], errors="coerce").to_numpy())
                 elif summary is not None and col in summary.columns:
                     s = summary[
@@ -372,6 +372,10 @@ def make_report(
             bound = _aggregate(df.assign(**{metric: df[f"{metric}_bound"]}), metric)
             bound = bound.groupby(["csnr_db", "cbr"], as_index=False)["mean"].mean()
         curves.append((metric, METRIC_LABELS[metric][0], _aggregate(df, metric), bound))
+    set_cols = [c for c in SET_METRIC_LABELS if c in df.columns and (summary is None or c not in summary.columns)]
+    if set_cols:  # the engine may copy per-set values onto every image row of the point
+        extra = df.groupby(["method", "csnr_db", "cbr"], as_index=False)[set_cols].first()
+        summary = extra if summary is None else summary.merge(extra, on=["method", "csnr_db", "cbr"], how="outer")
     if summary is not None:
         for metric in _present(summary, SET_METRIC_LABELS):
             agg = summary[["method", "csnr_db", "cbr", metric]].rename(columns={metric: "mean"}).dropna()

@@ -61,7 +61,7 @@ def _no_weights(cls):
 
 #: (name, factory, description) of every built-in metric, in the order of results columns.
 BUILTIN_METRICS: list[tuple[str, Callable[..., Metric], str]] = [
-    ("psnr", _no_weights(PSNR), "PSNR [dB], data range 1, per image"),
+    ("psnr", _no_weights(PSNR), "PSNR in dB, data range 1, per image"),
     ("ms_ssim", _no_weights(MSSSIM), "MS-SSIM (fewer scales below 176 px; variant stated in run.json)"),
     ("lpips", partial(lpips_from_weights, net="alex"), "LPIPS v0.1, AlexNet backbone (needs alexnet-owt-7be5be79.pth)"),
     ("lpips_vgg", partial(lpips_from_weights, net="vgg"), "LPIPS v0.1, VGG16 backbone (needs vgg16-397923af.pth)"),

@@ -64,8 +64,14 @@ def test_t_interval_known_value():
 
 
 def test_recon_dirname():
+    from linksim.reports import _parse_recon_dirname
+
     assert recon_dirname(10, 1 / 24) == "10_0.0416667"
     assert recon_dirname(-2.5, 0.5) == "-2.5_0.5"
+    # the engine's spelling too: csnr as written in the sweep, cbr "a/b" with "-" for "/"
+    assert _parse_recon_dirname("10.0_1-24") == (10.0, 1 / 24)
+    assert _parse_recon_dirname("-5_0.0208333") == (-5.0, 0.0208333)
+    assert _parse_recon_dirname("notes") is None
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +119,17 @@ class TestMakeReport:
         paths = make_report(tmp_path, metrics=["psnr"], formats=("png",))
         assert {p.name for p in paths} == {"psnr_vs_csnr.png", "psnr_vs_cbr.png", "report.md"}
         assert "Bounds (dashed, not achievable methods): opta." in (tmp_path / "report.md").read_text()
+
+    def test_set_metric_on_image_rows(self, run_dir, tmp_path):
+        # no summary.csv; FID copied on each image row of its point -> one value, no interval
+        df = pd.read_csv(run_dir / "results.csv")
+        df["fid"] = 50 - df["csnr_db"]
+        df.to_csv(tmp_path / "results.csv", index=False)
+        paths = make_report(tmp_path, metrics=["fid"], formats=("png",))
+        assert {p.name for p in paths} == {"fid_vs_csnr.png", "fid_vs_cbr.png", "report.md"}
+        section = (tmp_path / "report.md").read_text().split("CSNR 5 dB, CBR 1/48")[1]
+        line = next(l for l in section.splitlines() if l.startswith("| deepjscc"))
+        assert line.split("|")[7].strip() == "45.00"
 
     def test_only_phy_rows(self, tmp_path):
         pd.DataFrame([dict(method="ber", kind="phy_ber", channel="awgn", csnr_db=0, cbr=0.5, ber=0.1)]).to_csv(
