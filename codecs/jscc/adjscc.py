@@ -202,9 +202,9 @@ class ADJSCC(nn.Module):
         :param csnr_db: CSNR [dB] the AF modules adapt to: float or ``[B]`` tensor
         :param return_scale: also return the RMS amplitude of the raw complex latent ``[B]`` (the
             transmit normaliser; only models with ``rescale_received`` need it at the receiver)
-        :return: ``[B, N]`` complex64 with ``mean_k |x_k|^2 = 1`` for every image (and the scale)
+        :return: ``[B, N]`` complex64 (complex128 for a float64 model) with ``mean_k |x_k|^2 = 1`` for every image (and the scale)
         """
-        z = self.latent(images, csnr_db).float()
+        z = self.latent(images, csnr_db)
         pairs = z.reshape(z.shape[0], -1, 2)
         s = torch.complex(pairs[..., 0], pairs[..., 1])
         scale = torch.sqrt(s.abs().square().mean(dim=1).clamp_min(1e-12))
@@ -247,12 +247,13 @@ class ADJSCC(nn.Module):
             snr = -10.0 * torch.log10(no_eff.float().reshape(b, -1).mean(dim=1).clamp_min(1e-12))
             snr = snr.reshape(b, 1)
         else:
-            snr = _per_image(csnr_db, b, y_eq.device)
+            snr = _per_image(csnr_db, b, y_eq.device, self.decoder.out_conv.weight.dtype)
         if self.config.rescale_received:
             if tx_scale is None:
                 raise ValueError("this model decodes rescaled symbols: pass tx_scale from encode(..., return_scale=True)")
             y_eq = y_eq * tx_scale.reshape(b, 1)
-        z = torch.view_as_real(y_eq.to(torch.complex64)).reshape(b, c, h // DOWNSAMPLING, w // DOWNSAMPLING)
+        dtype = self.decoder.out_conv.weight.dtype
+        z = torch.view_as_real(y_eq).to(dtype).reshape(b, c, h // DOWNSAMPLING, w // DOWNSAMPLING)
         return self.decoder(z, snr)
 
     def forward(self, images: torch.Tensor, channel_fn: Callable, csnr_db) -> torch.Tensor:

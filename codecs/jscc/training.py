@@ -334,7 +334,9 @@ def _plot_loss(losses: list[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train_jscc(config, output_dir: str | Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
+def train_jscc(
+    config, output_dir: str | Path | None = None, resume: bool = True, progress: bool = True, stop_at: int | None = None
+) -> TrainResult | None:
     """Train an ADJSCC model.
 
     :param config: YAML path, dict or :class:`TrainJSCCConfig`
@@ -342,6 +344,8 @@ def train_jscc(config, output_dir: str | Path | None = None, resume: bool = True
         ``config.output``, else ``runs/<name>``)
     :param resume: continue from ``output_dir/checkpoint.pt`` when it exists
     :param progress: show a tqdm progress bar
+    :param stop_at: checkpoint and return ``None`` once this step is reached (train in chunks;
+        a later call with ``resume=True`` continues exactly where this one stopped)
     :return: :class:`TrainResult` (files: ``model.safetensors`` + ``model.json``, ``loss.png``,
         ``eval.csv``, ``checkpoint.pt``, ``config.yaml``)
     """
@@ -384,7 +388,8 @@ def train_jscc(config, output_dir: str | Path | None = None, resume: bool = True
     use_amp = cfg.amp and device.type == "cuda"
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    while step < cfg.steps:
+    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    while step < last:
         x = sampler(cfg.batch_size).to(device)
         csnr = lo + (hi - lo) * torch.rand(cfg.batch_size, generator=noise_gen, device=device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -398,13 +403,15 @@ def train_jscc(config, output_dir: str | Path | None = None, resume: bool = True
         losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(mse=f"{losses[-1]:.4f}", psnr=f"{-10 * math.log10(max(losses[-1], 1e-10)):.2f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == last:
             _save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "data_rng": data_gen.get_state(), "noise_rng": noise_gen.get_state(),
                 "step": step, "losses": losses, "config": cfg.model_dump(mode="json"),
             })
     bar.close()
+    if step < cfg.steps:
+        return None
 
     model.eval()
     psnr = evaluate_psnr(model, eval_images(cfg.data), cfg.eval_csnr_db, cfg.eval_repeats, seed=cfg.seed + 2)
