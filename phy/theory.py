@@ -45,8 +45,8 @@ def ber_mqam_awgn(ebno_db, m: int):
         P_b \approx \frac{4}{\log_2 M}\left(1 - \frac{1}{\sqrt M}\right)
         Q\!\left(\sqrt{\frac{3 \log_2 M}{M - 1}\frac{E_b}{N_0}}\right)
 
-    (nearest-neighbour Gray approximation, e.g. Goldsmith, *Wireless Communications*, 2005,
-    eq. 6.23 / Proakis & Salehi, *Digital Communications*, 5th ed., §4.3). For ``M = 2`` and
+    (nearest-neighbour Gray approximation: ``4(1 - 1/√M)`` nearest neighbours' share per bit,
+    e.g. A. Goldsmith, *Wireless Communications*, 2005, ch. 6). For ``M = 2`` and
     ``M = 4`` it is exact: ``P_b = Q(sqrt(2 Eb/N0))``; for larger ``M`` it is accurate to a few
     per cent for ``P_b < 0.1`` (e.g. 16-QAM, 4 dB: 5.86e-2 vs. 5.84e-2 measured).
 
@@ -65,7 +65,8 @@ def ber_bpsk_rayleigh(ebno_db):
 
     .. math:: P_b = \tfrac12\left(1 - \sqrt{\bar\gamma / (1 + \bar\gamma)}\right)
 
-    with average ``γ̄ = Eb/N0`` (``E|h|² = 1``) (Proakis, eq. 13.3-7). Also the exact per-bit
+    with average ``γ̄ = Eb/N0`` (``E|h|² = 1``) (Proakis & Salehi, *Digital Communications*,
+    5th ed., ch. 13). Also the exact per-bit
     BER of Gray QPSK, since its I and Q bits are two BPSK channels at the same Eb/N0.
     """
     g = 10.0 ** (np.asarray(ebno_db, dtype=np.float64) / 10.0)
