@@ -37,9 +37,11 @@ class TestAWGN:
         c = awgn(x, 0.3, torch.Generator().manual_seed(8))[0]
         assert torch.equal(a, b) and not torch.equal(a, c)
 
-    def test_bad_no_shape(self):
+    def test_bad_no_shape_or_sign(self):
         with pytest.raises(ValueError, match=r"\[B=2\]"):
             awgn(torch.zeros(2, 4, dtype=torch.complex64), torch.ones(3), torch.Generator())
+        with pytest.raises(ValueError, match="non-negative"):
+            awgn(torch.zeros(2, 4, dtype=torch.complex64), -0.1, torch.Generator())
 
 
 class TestRayleigh:
