@@ -208,11 +208,9 @@ class ResultsStore:
                 versions[mod] = __import__(mod).__version__
             except Exception:  # noqa: BLE001 - a missing optional package is recorded as such
                 versions[mod] = None
-        from importlib import metadata
+        from linksim import __version__
 
-        # the distribution's version (``linksim.__version__`` can be shadowed under pytest, where
-        # the folder tests/linksim is importable as a namespace package of the same name)
-        versions["linksim"] = metadata.version("linksim")
+        versions["linksim"] = __version__
         unavailable: dict = {}
         if self.points.exists():
             for line in self.points.read_text().splitlines():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-import linksim_fakes as fakes
+from . import linksim_fakes as fakes
 
 
 @pytest.fixture
