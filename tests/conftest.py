@@ -37,3 +37,15 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist every worker is a process of its own: one intra-op thread per worker.
+
+    Two workers with two threads each oversubscribe the two cores, and the small kernels of the
+    PHY (LDPC belief propagation, per-RE equalisation) then run several times slower.
+    """
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
