@@ -454,8 +454,8 @@ def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dty
     model = load_model(run_dir / "model.safetensors")
     dest = Path(dest_dir or EMBEDDED_DIR) / f"adjscc_c{model.channels}.safetensors"
     meta = {"trained_steps": cfg.steps, "train_config": cfg.model_dump(mode="json"),
-            "retrain": f"python -m linksim.codecs.jscc.training configs/{cfg.name}.yaml runs/{cfg.name} && "
-                       f"python -m linksim.codecs.jscc.training --export runs/{cfg.name}",
+            "retrain": f"see the header of configs/{cfg.name}.yaml; in short: python -m linksim.codecs.jscc.training "
+                       f"configs/{cfg.name}.yaml runs/{cfg.name} && python -m linksim.codecs.jscc.training --export runs/{cfg.name}",
             "holdout": list(cfg.data.holdout), "eval_size": cfg.data.eval_size, "stored_dtype": str(dtype)}
     save_model(model, dest, dtype=dtype, extra=meta)
     shipped = load_model(dest)
