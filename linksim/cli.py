@@ -50,9 +50,13 @@ def run(
     file: Optional[Path] = typer.Argument(None, help="scenario YAML (default: the embedded quickstart)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="output folder (default: the scenario's)"),
     resume: bool = typer.Option(True, "--resume/--fresh", help="skip finished points (default) or start over"),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="make the figures at the end"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="make the figures and report.md at the end"),
+    strict_metrics: bool = typer.Option(
+        False, "--strict-metrics",
+        help="a metric whose weight file is absent is an error (before any work) instead of empty cells",
+    ),
 ) -> None:
-    """Run a scenario: every method at every sweep point; results, summary and figures in the output folder."""
+    """Run a scenario: every method at every sweep point; results, summary, figures and report.md in the output folder."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -65,21 +69,30 @@ def run(
         from linksim.sweep import expand
 
         total = len(expand(scn)) * len(scn.methods)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
-                      transient=False) as bar:
-            task = bar.add_task(f"{scn.name}", total=total, info="")
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False)
+        task = bar.add_task(f"{scn.name}", total=total, info="")
 
-            def on_progress(job, info):
-                text = " ".join(f"{k}={v}" for k, v in info.items())
-                bar.update(task, info=f"{job.method} @ {job.point.key}: {text}")
+        # shown from the first job on: a check that fails first (--strict-metrics) prints one line only
+        def shown():
+            if not bar.live.is_started:
+                bar.start()
+            return bar
 
-            def on_job(job, result, skipped):
-                bar.advance(task)
-                if skipped:
-                    bar.update(task, info=f"{job.method} @ {job.point.key}: resumed")
+        def on_progress(job, info):
+            text = " ".join(f"{k}={v}" for k, v in info.items())
+            shown().update(task, info=f"{job.method} @ {job.point.key}: {text}")
 
-            out = run_scenario(scn, output=output, fresh=not resume, progress=on_progress, on_job=on_job)
+        def on_job(job, result, skipped):
+            shown().advance(task)
+            if skipped:
+                bar.update(task, info=f"{job.method} @ {job.point.key}: resumed")
+
+        try:
+            out = run_scenario(scn, output=output, fresh=not resume, progress=on_progress, on_job=on_job,
+                               strict_metrics=strict_metrics)
+        finally:
+            bar.stop()
         made = _plot(out) if figures else []
     except LinksimError as err:
         _fail(err)
@@ -87,25 +100,82 @@ def run(
 
 
 def _plot(run_dir: Path) -> list[Path]:
-    """BER figure for phy rows, ``linksim.reports.make_report`` for image rows (when available)."""
+    """Figures and ``report.md`` of a run folder.
+
+    Image rows: :func:`linksim.reports.make_report` (RD-perception figures, reconstruction grids,
+    tables). Phy-study rows: the BER figure and a BER table in ``report.md`` (appended after the
+    image report in a run that has both).
+    """
     import pandas as pd
 
+    from linksim.reports import make_report
     from linksim.studies import plot_ber
 
-    results = Path(run_dir) / "results.csv"
+    run_dir = Path(run_dir)
+    results = run_dir / "results.csv"
     if not results.exists():
         raise LinksimError(f"{run_dir}: no results.csv here (is it a linksim output folder?)")
     df = pd.read_csv(results)
     made: list[Path] = []
-    if "kind" in df and (df["kind"] == "phy_ber").any():
-        made += plot_ber(run_dir)
-    if "image" in df and df["image"].notna().any():
-        try:
-            from linksim.reports import make_report
-        except ImportError:
-            return made
-        made += list(make_report(Path(run_dir)))
+    has_images = "image" in df and df["image"].notna().any()
+    if has_images:
+        made += list(make_report(run_dir))
+    phy = df[df["ber"].notna()] if "ber" in df else df.iloc[0:0]
+    if not phy.empty:
+        figures = plot_ber(run_dir) if "kind" in df and (df["kind"] == "phy_ber").any() else []
+        made += figures
+        made.append(_phy_report(run_dir, phy, figures, append=has_images))
     return made
+
+
+#: Columns of the BER table of report.md (those present in the rows), with their headers.
+_PHY_TABLE = [("method", "method"), ("channel", "channel"), ("modulation", "modulation"), ("coding", "coding"),
+              ("ebno_db", "Eb/N0 [dB]"), ("csnr_db", "CSNR [dB]"), ("ber", "BER"), ("bler", "BLER"),
+              ("bit_errors", "bit errors"), ("bits", "bits"), ("block_errors", "block errors"),
+              ("blocks", "blocks"), ("seconds", "seconds")]
+
+
+def _phy_report(run_dir: Path, rows, figures: list[Path], append: bool) -> Path:
+    """The BER section of ``report.md``: one table row per method x point, then the figure."""
+    import json
+    import math
+
+    def cell(col, v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        if col in ("ber", "bler"):
+            return f"{float(v):.3e}"
+        if col in ("ebno_db", "csnr_db"):
+            return f"{float(v):g}"
+        if col == "seconds":
+            return f"{float(v):.2f}"
+        if col in ("bits", "bit_errors", "blocks", "block_errors"):
+            return f"{int(v)}"
+        return str(v)
+
+    cols = [(c, h) for c, h in _PHY_TABLE if c in rows.columns and rows[c].notna().any()]
+    sort = [c for c in ("method", "channel", "ebno_db", "csnr_db") if c in rows.columns]
+    lines = []
+    if not append:
+        name = run_dir.name
+        if (run_dir / "run.json").is_file():
+            name = json.loads((run_dir / "run.json").read_text()).get("name", name)
+        lines += [f"# Report: {name}", ""]
+    lines += ["## Bit and block error rates", "",
+              "Monte-Carlo estimates; a point stops at its bit/block error targets or its block budget "
+              "(results.csv has the counts).", "",
+              "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in rows.sort_values(sort, kind="stable").iterrows():
+        lines.append("| " + " | ".join(cell(c, r[c]) for c, _ in cols) + " |")
+    lines.append("")
+    lines += [f"![BER](figures/{p.name})" for p in figures if p.suffix == ".png"]
+    lines.append("")
+    report = run_dir / "report.md"
+    text = "\n".join(lines)
+    if append and report.exists():
+        text = report.read_text().rstrip("\n") + "\n\n" + text
+    report.write_text(text)
+    return report
 
 
 @app.command()

@@ -24,9 +24,12 @@ columns like any metric. The engine does not know what a method does: :func:`sim
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -43,8 +46,19 @@ __all__ = [
     "operating_point",
     "resolve_device",
     "run_job",
+    "run_scenario",
     "sub_seed",
+    "RunResources",
+    "DEFAULT_METRICS",
+    "metric_names",
+    "recon_folder",
+    "worker_resources",
 ]
+
+#: Metrics of a scenario that names none (``metrics:`` absent or empty): cheap, no weight files.
+DEFAULT_METRICS = ("psnr", "ms_ssim")
+#: Images per metric call: bounds the memory of the backbone metrics (LPIPS, DISTS, Inception).
+METRIC_CHUNK = 16
 
 
 @dataclass
@@ -202,12 +216,109 @@ class JobResult:
     :param point_metrics: set metrics of the job (FID, KID), ``{name: value}``
     :param seconds: wall-clock time of the job [s]
     :param unavailable: metrics that could not be computed, ``{name: reason}``
+    :param metrics: the metrics that were computed, ``{name: Metric.describe()}``
     """
 
     rows: list[dict]
     point_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
     unavailable: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def metric_names(scenario) -> list[str]:
+    """The metrics a run computes: the scenario's ``metrics:`` or :data:`DEFAULT_METRICS`."""
+    return list(dict.fromkeys(scenario.metrics)) or list(DEFAULT_METRICS)
+
+
+def _is_study(cls) -> bool:
+    from linksim.studies import Study
+
+    return isinstance(cls, type) and issubclass(cls, Study)
+
+
+def has_image_methods(scenario) -> bool:
+    """True when at least one method of ``scenario`` transmits images (not a phy study)."""
+    from linksim.registry import METHODS
+
+    return any(not _is_study(METHODS.get(m.kind)) for m in scenario.methods)
+
+
+class RunResources:
+    """What the jobs of one run share inside one process: the test images and the metric objects.
+
+    Both are built on first use, once: a phy-only run never loads a metric, and a run of many
+    (method, point) jobs loads the backbones (LPIPS, DISTS, Inception) once instead of per job. The
+    process and Ray executors give each worker its own (:func:`worker_resources`).
+
+    :param scenario: the validated scenario
+    :param device: resolved device (``cpu`` / ``cuda``)
+    :param out_dir: the run's output folder (saved images go to ``out_dir/recon``)
+    :param strict: absent metric weights raise :class:`linksim.errors.WeightsUnavailable`
+        (CLI ``--strict-metrics``) instead of leaving the metric's cells empty
+    :param allow_download: passed to :func:`linksim.weights.resolve`
+    """
+
+    def __init__(self, scenario, device: str = "cpu", out_dir=None, strict: bool = False,
+                 allow_download: bool | None = None):
+        from pathlib import Path
+
+        self.scenario = scenario
+        self.device = device
+        self.out_dir = Path(out_dir) if out_dir is not None else scenario.output_dir
+        self.strict = strict
+        self.allow_download = allow_download
+        self.metric_names = metric_names(scenario)
+        self._metrics: list | None = None
+        self._unavailable: dict[str, str] = {}
+        self._images = None
+
+    def metrics(self) -> tuple[list, dict[str, str]]:
+        """``(metric objects, {name: reason} of the unavailable ones)``, built on the first call.
+
+        Warnings are not issued here: :func:`run_scenario` issues one per unavailable metric per
+        run, whichever process built it.
+        """
+        if self._metrics is None:
+            from linksim.metrics import MetricUnavailableWarning, build_metrics
+            from linksim.registry import METRICS
+
+            factories = {n: METRICS.get(n) for n in self.metric_names}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MetricUnavailableWarning)
+                self._metrics, self._unavailable = build_metrics(
+                    self.metric_names, self.device, strict=self.strict,
+                    allow_download=self.allow_download, factories=factories,
+                )
+        return self._metrics, dict(self._unavailable)
+
+    def images(self):
+        """``(images [B, 3, H, W] float in [0, 1] on the device, names)``, loaded on the first call."""
+        if self._images is None:
+            images, names = _load_images(self.scenario)
+            self._images = (images.to(self.device), names)
+        return self._images
+
+    def save_originals(self) -> None:
+        """``recon/original/<image>.png`` (the references of the report's reconstruction grids)."""
+        images, names = self.images()
+        _write_pngs(self.out_dir / "recon" / "original", names, images)
+
+
+_WORKER: dict = {}
+
+
+def worker_resources(scenario, device: str, out_dir, strict: bool = False) -> RunResources:
+    """The :class:`RunResources` of this worker process for this run (built once, then reused).
+
+    A worker of the process pool lives for one run; a Ray worker may serve several runs, so the cache
+    is keyed by the scenario and keeps only the latest.
+    """
+    key = json.dumps(scenario.dump(), sort_keys=True, default=str) + f"|{device}|{out_dir}|{strict}"
+    if key not in _WORKER:
+        _WORKER.clear()
+        _WORKER[key] = RunResources(scenario, device, out_dir, strict)
+    return _WORKER[key]
 
 
 def resolve_device(device: str) -> str:
@@ -250,23 +361,27 @@ def _base_row(scenario, job, config) -> dict:
     return row
 
 
-def run_job(scenario, job, device: str = "cpu", progress: Callable | None = None) -> JobResult:
+def run_job(scenario, job, device: str = "cpu", progress: Callable | None = None,
+            resources: RunResources | None = None) -> JobResult:
     """Run one method at one sweep point; returns its rows (not yet stored).
 
     :param job: :class:`linksim.sweep.Job`
     :param progress: ``progress(job, info: dict)`` called with per-batch counters
+    :param resources: images and metrics shared by the run's jobs (default: a fresh
+        :class:`RunResources` for this job alone)
     """
     from linksim.registry import METHODS
-    from linksim.studies import Study
 
     config = scenario.methods[job.method_index]
     cls = METHODS.get(config.kind)
     op = operating_point(scenario, job.point, device)
     t0 = time.perf_counter()
-    if isinstance(cls, type) and issubclass(cls, Study):
+    if _is_study(cls):
         result = _run_study(scenario, job, cls, config, op, progress)
     else:
-        result = _run_images(scenario, job, cls, config, op, progress)
+        if resources is None:
+            resources = RunResources(scenario, device)
+        result = _run_images(scenario, job, cls, config, op, progress, resources)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -299,15 +414,11 @@ def _load_images(scenario):
     return loaded.images, list(loaded.names)
 
 
-def _run_images(scenario, job, cls, config, op, progress) -> JobResult:
+def _run_images(scenario, job, cls, config, op, progress, resources: RunResources) -> JobResult:
     """An image method at one point: every image is a message through the event simulation."""
     import torch
 
-    from linksim.metrics import PerImageMetric, SetMetric, build_metrics
-    from linksim.registry import METRICS
-
-    images, names = _load_images(scenario)
-    images = images.to(op.device)
+    images, names = resources.images()
     method = cls(config, op)
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
@@ -344,16 +455,8 @@ def _run_images(scenario, job, cls, config, op, progress) -> JobResult:
     simulate(msgs, serve, batch_all=traffic.kind == "batch", max_batch=traffic.max_batch,
              coherence_time_s=scenario.numerology.coherence_time_s)
 
-    metrics, unavailable = build_metrics(scenario.metrics, op.device, factories={n: METRICS.get(n) for n in scenario.metrics})
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
-    per_image = {}
-    point_metrics = {}
-    for metric in metrics:
-        if isinstance(metric, PerImageMetric):
-            per_image[metric.name] = metric(x_hat, images).detach().cpu().tolist()
-        elif isinstance(metric, SetMetric):
-            metric.update(images, x_hat)
-            point_metrics[metric.name] = float(metric.compute())
+    per_image, point_metrics, described, unavailable = _evaluate(resources, images, x_hat)
     rows = []
     for i, m in enumerate(msgs):
         row = _base_row(scenario, job, config)
@@ -377,8 +480,37 @@ def _run_images(scenario, job, cls, config, op, progress) -> JobResult:
             row[name] = vals[i]
         rows.append(row)
     if scenario.save_images:
-        _save_images(scenario, job, names, x_hat)
-    return JobResult(rows, point_metrics, unavailable=unavailable)
+        _save_images(resources.out_dir, job, names, x_hat)
+    return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
+
+
+def _evaluate(resources: RunResources, images, x_hat):
+    """All metrics of one (method, point): per-image values and the set metrics of the point.
+
+    The metric objects are the run's (built once); set metrics are reset first, so FID/KID describe
+    this (method, point) alone. Per-image metrics take the reference first: ``metric(x, x_hat)``.
+
+    :input images: [B, 3, H, W] references; ``x_hat``: [B, 3, H, W] reconstructions in [0, 1]
+    :output: ``({name: [B] list}, {set metric columns: value}, {name: describe()}, {name: reason})``
+    """
+    from linksim.metrics import PerImageMetric, SetMetric
+
+    metrics, unavailable = resources.metrics()
+    per_image: dict[str, list[float]] = {}
+    point_metrics: dict[str, float] = {}
+    described = {m.name: m.describe() for m in metrics}
+    chunks = [slice(i, i + METRIC_CHUNK) for i in range(0, images.shape[0], METRIC_CHUNK)]
+    for metric in metrics:
+        if isinstance(metric, PerImageMetric):
+            per_image[metric.name] = [v for c in chunks for v in metric(images[c], x_hat[c]).cpu().tolist()]
+        elif isinstance(metric, SetMetric):
+            metric.reset()
+            for c in chunks:
+                metric.update(images[c], x_hat[c])
+            point_metrics[metric.name] = float(metric.compute())
+            point_metrics.update({k: float(v) for k, v in metric.extra().items()})
+            metric.reset()  # frees the accumulated features until the next point
+    return per_image, point_metrics, described, unavailable
 
 
 def _pick(t, j):
@@ -388,37 +520,64 @@ def _pick(t, j):
     return v.item() if hasattr(v, "item") else v
 
 
-def _save_images(scenario, job, names, x_hat) -> None:
-    """``recon/<method>/<csnr_db>_<cbr>/<image>.png``, lossless (DESIGN.md §5)."""
-    from PIL import Image
+def recon_folder(out_dir, job) -> Path:
+    """``recon/<method>/<csnr_db>_<cbr>[_<other axes>]`` of a job (DESIGN.md §5; read by the reports)."""
+    from pathlib import Path
 
     p = job.point
-    folder = scenario.output_dir / "recon" / job.method / f"{p.csnr_db}_{str(p.cbr).replace('/', '-')}"
+    folder = Path(out_dir) / "recon" / job.method / f"{p.csnr_db}_{str(p.cbr).replace('/', '-')}"
     if len(p.values) > 2:  # further axes (channel.*) keep points apart
         extra = "_".join(f"{v}" for a, v in p.values if a not in ("csnr_db", "cbr"))
         folder = folder.with_name(folder.name + "_" + extra)
+    return folder
+
+
+def _write_pngs(folder, names, images) -> None:
+    """Lossless 8-bit PNGs ``folder/<name>.png``; each written to a temporary name and renamed, so a
+    reader (or a concurrent worker writing the same file) never sees half a file."""
+    from PIL import Image
+
     folder.mkdir(parents=True, exist_ok=True)
-    arr = (x_hat.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    arr = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     for name, a in zip(names, arr):
-        Image.fromarray(a).save(folder / f"{name}.png")
+        tmp = folder / f".{name}.{os.getpid()}.tmp.png"
+        Image.fromarray(a).save(tmp)
+        os.replace(tmp, folder / f"{name}.png")
 
 
-def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_job=None):
+def _save_images(out_dir, job, names, x_hat) -> None:
+    """``recon/<method>/<csnr_db>_<cbr>/<image>.png``, lossless (DESIGN.md §5)."""
+    _write_pngs(recon_folder(out_dir, job), names, x_hat)
+
+
+def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_job=None,
+                 strict_metrics: bool = False):
     """Run every (method, point) job of ``scenario`` that is not finished yet; store as it goes.
+
+    Image runs build their metrics once (lazily, only those of ``metrics:``, default
+    :data:`DEFAULT_METRICS`), write ``recon/original/<image>.png`` once when ``save_images`` is set,
+    and issue one :class:`linksim.metrics.MetricUnavailableWarning` per unavailable metric.
 
     :param output: output folder (default: ``scenario.output_dir``)
     :param fresh: start over instead of resuming
     :param progress: ``progress(job, info)`` per batch (in-process executor)
     :param on_job: ``on_job(job, result, skipped: bool)`` after each job is stored (or skipped)
+    :param strict_metrics: a metric whose weights are absent is an error, raised before any work
     :output: the output folder
+    :raises linksim.errors.WeightsUnavailable: ``strict_metrics`` and a metric's weight file is absent
     """
     from pathlib import Path
 
+    from linksim.metrics import MetricUnavailableWarning
     from linksim.store import ResultsStore
     from linksim.sweep import jobs, run_jobs
 
     out = Path(output) if output is not None else scenario.output_dir
     device = resolve_device(scenario.device)
+    resources = RunResources(scenario, device, out, strict=strict_metrics)
+    images = has_image_methods(scenario)
+    if strict_metrics and images:
+        resources.metrics()  # raises WeightsUnavailable before any output is written
     store = ResultsStore(out, scenario, fresh=fresh)
     done = store.finished()
     all_jobs = jobs(scenario)
@@ -428,16 +587,24 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
             if j.key in done:
                 on_job(j, None, True)
     t0 = time.perf_counter()
+    if images and scenario.save_images and (todo or not (out / "recon" / "original").is_dir()):
+        resources.save_originals()
+    warned: set[str] = set()
 
     def stored(job, result):
         store.append(job.method, job.point.key, result)
+        for name, reason in result.unavailable.items():
+            if name not in warned:  # one warning per metric per run, whichever worker saw it
+                warned.add(name)
+                warnings.warn(f"metric '{name}' unavailable, its cells stay empty: {reason}",
+                              MetricUnavailableWarning, stacklevel=2)
         if on_job:
             on_job(job, result, False)
 
-    run_jobs(scenario, todo, device, stored, progress)
+    run_jobs(scenario, todo, device, stored, progress, resources=resources)
     store.write_summary()
     store.write_run_json({
-        "device": device, "executor": scenario.executor, "jobs": len(all_jobs),
+        "name": scenario.name, "device": device, "executor": scenario.executor, "jobs": len(all_jobs),
         "jobs_run": len(todo), "jobs_resumed": len(all_jobs) - len(todo),
         "seconds": time.perf_counter() - t0,
     })

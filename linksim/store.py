@@ -11,7 +11,8 @@ Files in ``output``:
 * ``summary.csv`` — per method × point: means and 95 % intervals (Student t) of the per-image
   columns and the set metrics (FID, KID); phy rows are copied as they are;
 * ``scenario.yaml`` — the resolved scenario; ``run.json`` — versions, device, seed, timings,
-  unavailable metrics.
+  ``metrics`` (``{name: Metric.describe()}``: which implementation and weights made the numbers) and
+  ``unavailable_metrics`` (``{name: reason}``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ TIMING_COLUMNS = ["nfe", "t_arrival", "t_done", "latency_s", "queue_s", "airtime
 
 def columns_for(scenario) -> list[str]:
     """The ``results.csv`` header of ``scenario``: fixed columns, then sweep axes, metrics, timing."""
+    from linksim.engine import metric_names
     from linksim.registry import METHODS
     from linksim.studies import PHY_COLUMNS, Study
 
@@ -49,7 +51,7 @@ def columns_for(scenario) -> list[str]:
     cols = ["method", "kind", "channel", "point"]
     cols += list(scenario.sweep)
     if has_images:
-        cols += IMAGE_COLUMNS + list(scenario.metrics) + TIMING_COLUMNS
+        cols += IMAGE_COLUMNS + metric_names(scenario) + TIMING_COLUMNS
     if has_study:
         cols += PHY_COLUMNS + ["seed"]
     return list(dict.fromkeys(cols))
@@ -82,9 +84,12 @@ class ResultsStore:
         resolved.pop("output", None)
         old = self.dir / "scenario.yaml"
         if fresh:
-            for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json"):
+            for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json",
+                      self.dir / "report.md"):
                 p.unlink(missing_ok=True)
-            shutil.rmtree(self.dir / "figures", ignore_errors=True)
+            # saved images of an earlier run would otherwise end up in this run's report grids
+            for d in ("figures", "recon"):
+                shutil.rmtree(self.dir / d, ignore_errors=True)
         elif old.exists() and self.points.exists():
             previous = yaml.safe_load(old.read_text()) or {}
             previous.pop("output", None)
@@ -149,7 +154,8 @@ class ResultsStore:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
         _fsync_append(self.results, buf.getvalue())
         rec = {"method": method, "point": point, "seconds": result.seconds,
-               "point_metrics": result.point_metrics, "unavailable": result.unavailable}
+               "point_metrics": result.point_metrics, "unavailable": result.unavailable,
+               "metrics": getattr(result, "metrics", {})}
         _fsync_append(self.points, json.dumps(rec) + "\n")
 
     def read(self):
@@ -180,8 +186,10 @@ class ResultsStore:
         if "image" in df:
             img = df[df["image"].notna()]
             keys = ["method", "kind", "channel", "point"] + [c for c in self.scenario.sweep if c in img]
+            set_cols = {c for pm in point_metrics.values() for c in pm}
+            # set metrics (FID, KID) have one value per point, from points.jsonl, not per image
             value_cols = [c for c in img.columns if c not in keys + ["image", "seed"]
-                          and pd.api.types.is_numeric_dtype(img[c])]
+                          and c not in set_cols and pd.api.types.is_numeric_dtype(img[c])]
             rows = []
             for key, g in img.groupby(keys, sort=False, dropna=False):
                 row = dict(zip(keys, key))
@@ -199,7 +207,8 @@ class ResultsStore:
         return path
 
     def write_run_json(self, info: dict[str, Any]) -> Path:
-        """``run.json``: versions, device, seed, timings, unavailable metrics (merged with ``info``)."""
+        """``run.json``: versions, device, seed, timings, ``metrics``, ``unavailable_metrics`` (merged
+        with ``info``); the metric records are gathered from every finished job, resumed ones too."""
         import platform
 
         versions = {"python": platform.python_version()}
@@ -212,10 +221,14 @@ class ResultsStore:
 
         versions["linksim"] = __version__
         unavailable: dict = {}
+        metrics: dict = {}
         if self.points.exists():
             for line in self.points.read_text().splitlines():
-                unavailable.update(json.loads(line).get("unavailable") or {})
-        record = {"versions": versions, "seed": self.scenario.seed, "unavailable_metrics": unavailable, **info}
+                rec = json.loads(line)
+                unavailable.update(rec.get("unavailable") or {})
+                metrics.update(rec.get("metrics") or {})
+        record = {"versions": versions, "seed": self.scenario.seed, "metrics": metrics,
+                  "unavailable_metrics": unavailable, **info}
         path = self.dir / "run.json"
         path.write_text(json.dumps(record, indent=2, default=str))
         return path

@@ -193,13 +193,18 @@ def check_points(scenario) -> None:
                 raise _KeyProblem(f"methods[{i}]", f"{m.name} at point '{p.key}': {err}") from None
 
 
-def _run_job_remote(scenario_data: dict, job: Job, device: str) -> Any:
-    """Worker entry point (process pool / Ray): rebuild the scenario and run one job."""
-    from linksim.engine import run_job
+def _run_job_remote(scenario_data: dict, job: Job, device: str, out_dir: str, strict: bool = False) -> Any:
+    """Worker entry point (process pool / Ray): rebuild the scenario and run one job.
+
+    The worker's images and metric objects are built on its first job and reused for the next ones
+    (:func:`linksim.engine.worker_resources`).
+    """
+    from linksim.engine import run_job, worker_resources
     from linksim.scenario import scenario_from_dict
 
     scenario = scenario_from_dict(scenario_data, check_points=False)
-    return run_job(scenario, job, device=device)
+    resources = worker_resources(scenario, device, out_dir, strict)
+    return run_job(scenario, job, device=device, resources=resources)
 
 
 def run_jobs(
@@ -208,27 +213,35 @@ def run_jobs(
     device: str,
     on_done: Callable[[Job, Any], None],
     progress: Callable[[Job, dict], None] | None = None,
+    resources: Any = None,
 ) -> None:
     """Run ``todo`` on the scenario's executor; ``on_done(job, result)`` as each job finishes.
 
     ``on_done`` runs in this process, in completion order (the store writes there). With the
     process and Ray executors, per-batch ``progress`` is not forwarded, only job completion.
-    """
-    from linksim.engine import run_job
 
+    :param resources: the run's :class:`linksim.engine.RunResources` (images and metrics shared by
+        the in-process jobs; its output folder and ``strict`` flag go to the workers, which build
+        their own once). Default: a new one for ``scenario`` on ``device``.
+    """
+    from linksim.engine import RunResources, run_job
+
+    if resources is None:
+        resources = RunResources(scenario, device)
     if scenario.executor == "inprocess" or len(todo) <= 1:
         for job in todo:
-            on_done(job, run_job(scenario, job, device=device, progress=progress))
+            on_done(job, run_job(scenario, job, device=device, progress=progress, resources=resources))
         return
     data = scenario.model_dump(mode="python")
     data["sweep"] = {k: [str(v) for v in vals] if k == "cbr" else vals for k, vals in scenario.sweep.items()}
+    args = (device, str(resources.out_dir), resources.strict)
     if scenario.executor == "process":
         import concurrent.futures as cf
         import multiprocessing as mp
 
         # spawn: a forked child would inherit torch's thread pools and locks in an unknown state.
         with cf.ProcessPoolExecutor(scenario.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_job_remote, data, job, device): job for job in todo}
+            futures = {pool.submit(_run_job_remote, data, job, *args): job for job in todo}
             for fut in cf.as_completed(futures):
                 on_done(futures[fut], fut.result())
         return
@@ -239,7 +252,7 @@ def run_jobs(
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True)
     remote = ray.remote(_run_job_remote)
-    pending = {remote.remote(data, job, device): job for job in todo}
+    pending = {remote.remote(data, job, *args): job for job in todo}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:

@@ -189,6 +189,10 @@ def test_phy_ber_end_to_end(tmp_path, capsys):
         assert r.csnr_db == pytest.approx(r.ebno_db + 10 * math.log10(2))
     assert (tmp_path / "out" / "figures" / "ber.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "summary.csv").exists() and (tmp_path / "out" / "run.json").exists()
+    # phy-only report.md: the BER table (one row per method x point, as in results.csv) and the figure
+    report = (tmp_path / "out" / "report.md").read_text()
+    table = [ln for ln in report.splitlines() if ln.startswith("| qpsk |")]
+    assert len(table) == 2 and f"{df.ber.iloc[0]:.3e}" in table[0] and "![BER](figures/ber.png)" in report
     # rerun resumes: nothing recomputed, same table
     before = _table(tmp_path / "out" / "results.csv")
     assert main(["run", str(file), "--output", str(tmp_path / "out")]) == 0
