@@ -49,6 +49,7 @@ depend on the CSNR, so every CSNR point of a sweep reuses the fit of the first.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Literal
 
@@ -179,8 +180,29 @@ def fit_cached(codec: SourceCodec, image: torch.Tensor, budget_bits: int) -> Fit
     """:func:`~linksim.codecs.classical.fit_quality` memoised per (image, codec, budget) in this process."""
     key = (image_hash(image), codec.cache_key, int(budget_bits))
     if key not in _FITS:
-        _FITS[key] = fit_quality(codec, image, int(budget_bits), _SIZES)
+        try:
+            _FITS[key] = fit_quality(codec, image, int(budget_bits), _SIZES)
+        except ValueError:
+            # Some encoders fail at their extreme qualities on small images (vvenc at QP 0 below
+            # ~256 px): such qualities can never be chosen, so fit on the grid below them.
+            _FITS[key] = fit_quality(_working_grid(codec, image), image, int(budget_bits), _SIZES)
     return _FITS[key]
+
+
+def _working_grid(codec: SourceCodec, image: torch.Tensor) -> SourceCodec:
+    """A copy of ``codec`` whose quality grid stops below the best qualities that fail to encode."""
+    qs = list(codec.qualities)
+    while qs:
+        try:
+            codec.encode(image, qs[-1])
+            break
+        except ValueError:
+            qs.pop()
+    if not qs:
+        raise ValueError(f"{codec.name}: no quality of the grid encodes this image")
+    view = copy.copy(codec)
+    view.qualities = tuple(qs)  # payload sizes are unchanged, so the size cache stays valid
+    return view
 
 
 def _grey_like(images_shape: tuple[int, ...], device) -> torch.Tensor:
