@@ -232,3 +232,18 @@ def test_shipped_scenario_validates():
 
     scn = load_scenario(Path(__file__).parents[2] / "scenarios" / "separation_awgn.yaml")
     assert {m.kind for m in scn.methods} == {"separation", "ideal"}
+
+
+def test_fit_skips_qualities_the_encoder_cannot_produce():
+    from linksim.codecs.classical.pillow_codecs import JPEGCodec
+    from linksim.codecs.separation import fit_cached
+
+    class Fragile(JPEGCodec):  # like vvenc at QP 0 on small images: the best qualities fail
+        def _encode_uint8(self, arr, quality):
+            if quality >= 99:
+                raise ValueError("encoder failed")
+            return super()._encode_uint8(arr, quality)
+
+    img = _images(1)[0]
+    fit = fit_cached(Fragile(), img, 10**7)  # a budget any quality fits
+    assert fit is not None and fit.quality == 98
