@@ -115,7 +115,9 @@ class Decoded:
     :param outage: ``[B]`` bool, decoding failed (e.g. CRC error) and ``images`` is a fallback
     :param payload_bits: ``[B]`` payload bits per image, where the method has a bit stream
     :param nfe: number of network function evaluations (diffusion receivers), else ``None``
-    :param extras: further per-batch numbers the method wants recorded
+    :param extras: further numbers the method wants recorded: ``{column: [B] tensor or list}``
+        (one value per image) or ``{column: scalar}`` (the same for every image); the columns
+        named in :attr:`ImageMethod.extra_columns` reach ``results.csv``
     """
 
     images: torch.Tensor
@@ -153,6 +155,9 @@ class ImageMethod(ABC):
 
     transmitter: Transmitter | None = None
     receiver: Receiver | None = None
+    #: per-image columns this method adds to ``results.csv`` from :attr:`Decoded.extras` (the
+    #: header is fixed before a run starts, so they are declared here, not discovered)
+    extra_columns: tuple[str, ...] = ()
 
     def __init__(self, config: Any, point: OperatingPoint):
         self.config = config

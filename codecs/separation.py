@@ -223,6 +223,8 @@ class SeparationMethod(ImageMethod):
     ``budget_bits`` (what the codec may spend), ``codec``.
     """
 
+    extra_columns = ("quality", "mcs", "crc_ok", "codeword_errors")
+
     def __init__(self, config, point: OperatingPoint):
         super().__init__(config, point)
         from linksim.phy.chains import DigitalChain
@@ -328,6 +330,8 @@ class IdealSeparationBound(ImageMethod):
     ``capacity_bits`` = ``floor(ρ·3HW·log2(1 + 10^(CSNR/10)))``; ``budget_bits`` = that minus the
     codec's 32-bit side header. No channel is simulated: at capacity the bits arrive intact.
     """
+
+    extra_columns = ("quality", "capacity_bits")
 
     def __init__(self, config, point: OperatingPoint):
         super().__init__(config, point)

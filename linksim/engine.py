@@ -449,6 +449,7 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
                 "payload_bits": _pick(dec.payload_bits if dec.payload_bits is not None else tx.payload_bits, j),
                 "nfe": dec.nfe,
                 "seconds": seconds / len(idx),
+                "extras": {k: _pick_extra(v, j) for k, v in dec.extras.items() if k in method.extra_columns},
             })
         return out, seconds
 
@@ -475,6 +476,7 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
             "queue_s": m.queue_s,
             "airtime_s": m.airtime_s,
             "deadline_missed": m.deadline_missed,
+            **m.result["extras"],
         })
         for name, vals in per_image.items():
             row[name] = vals[i]
@@ -511,6 +513,15 @@ def _evaluate(resources: RunResources, images, x_hat):
             point_metrics.update({k: float(v) for k, v in metric.extra().items()})
             metric.reset()  # frees the accumulated features until the next point
     return per_image, point_metrics, described, unavailable
+
+
+def _pick_extra(v, j):
+    """Image ``j``'s value of a :attr:`Decoded.extras` entry: per-image sequence or a scalar."""
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if hasattr(v, "dim") and v.dim() == 0:
+        return v.item()
+    return _pick(v, j)
 
 
 def _pick(t, j):

@@ -144,10 +144,12 @@ BUILTINS: dict[Registry, list[tuple[str, Any, Any, str]]] = {
     METHODS: [
         ("phy_ber", "linksim.studies:PhyBerStudy", "linksim.studies:PhyBerConfig",
          "phy-only study: BER/BLER of (un)coded QAM over the channel vs Eb/N0 or CSNR"),
-        ("separation", "linksim.codecs.separation:SeparationMethod", "linksim.separation_configs:SeparationConfig",
+        ("separation", "linksim.codecs.separation:SeparationMethod", "linksim.method_configs:SeparationConfig",
          "classical codec (HEVC/VVC/JPEG...) + CRC + 5G LDPC + QAM, fixed or adaptive MCS"),
-        ("ideal", "linksim.codecs.separation:IdealSeparationBound", "linksim.separation_configs:IdealBoundConfig",
+        ("ideal", "linksim.codecs.separation:IdealSeparationBound", "linksim.method_configs:IdealBoundConfig",
          "bound: the codec fed floor(rho*3HW*log2(1+snr)) error-free bits (capacity-achieving separation)"),
+        ("jscc", "linksim.codecs.jscc.method:JSCCMethod", "linksim.method_configs:JSCCConfig",
+         "DeepJSCC (ADJSCC, SNR-adaptive) over the analog chain; embedded or external weights"),
     ],
     METRICS: [],
 }

@@ -52,6 +52,8 @@ def columns_for(scenario) -> list[str]:
     cols += list(scenario.sweep)
     if has_images:
         cols += IMAGE_COLUMNS + metric_names(scenario) + TIMING_COLUMNS
+        for cls in kinds:
+            cols += list(getattr(cls, "extra_columns", ()))
     if has_study:
         cols += PHY_COLUMNS + ["seed"]
     return list(dict.fromkeys(cols))

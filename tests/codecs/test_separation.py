@@ -20,7 +20,7 @@ from linksim.codecs.mcs import MCS_TABLE, codeword_layout, load_bler_table, sele
 from linksim.codecs.separation import (FALLBACK_GREY, IdealSeparationBound, SeparationMethod,
                                        length_field_bits, pack_stream, parse_stream)
 from linksim.phy.links import LinkConfig
-from linksim.separation_configs import IdealBoundConfig, SeparationConfig
+from linksim.method_configs import IdealBoundConfig, SeparationConfig
 
 
 def _images(b: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -1,0 +1,34 @@
+"""Scenario config models of the image methods implemented in :mod:`linksim.codecs`.
+
+The settings and the methods live in ``linksim.codecs`` (pure pydantic, usable without the
+engine); these classes add the engine's :class:`~linksim.scenario.MethodConfig` (``name``,
+``kind``) on top, because ``linksim.codecs`` must not import the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from linksim.codecs.jscc.method import JSCCSettings
+from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
+from linksim.scenario import MethodConfig
+
+__all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig"]
+
+
+class SeparationConfig(MethodConfig, SeparationSettings):
+    """``kind: separation`` — see :class:`linksim.codecs.separation.SeparationSettings`."""
+
+    kind: Literal["separation"] = "separation"
+
+
+class IdealBoundConfig(MethodConfig, IdealBoundSettings):
+    """``kind: ideal`` — see :class:`linksim.codecs.separation.IdealBoundSettings` (a bound)."""
+
+    kind: Literal["ideal"] = "ideal"
+
+
+class JSCCConfig(MethodConfig, JSCCSettings):
+    """``kind: jscc`` — see :class:`linksim.codecs.jscc.method.JSCCSettings`."""
+
+    kind: Literal["jscc"] = "jscc"
