@@ -238,7 +238,7 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
         lo = df[col.lower()][df[col.lower()] > 0].min()
         if not math.isnan(lo):
             ax.set_ylim(bottom=max(lo / 3, 1e-7), top=1)
-    fig.suptitle(f"{run_dir.name}: simulation (markers) and theory (dashed)")
+    fig.suptitle(f"{_run_name(run_dir)}: simulation (markers) and theory (dashed)")
     fig.tight_layout()
     out_dir = run_dir / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,3 +247,13 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
         fig.savefig(p, dpi=130)
     plt.close(fig)
     return paths
+
+
+def _run_name(run_dir: Path) -> str:
+    """The scenario's ``name`` from ``run.json`` (the folder name if that is missing)."""
+    import json
+
+    try:
+        return json.loads((run_dir / "run.json").read_text())["name"]
+    except (OSError, ValueError, KeyError):
+        return run_dir.name
