@@ -156,11 +156,10 @@ def _rd(codec, imgs, qualities):
 
 
 def test_rd_order_vvc_hevc_jpeg():
-    """At equal bpp (interpolated), HEVC beats JPEG clearly and VVC is at least on par with HEVC.
+    """At equal bpp (interpolated), VVC >= HEVC >= JPEG in mean PSNR (HEVC by a clear margin).
 
-    128x128 crops: at 64x64 VVC's ~155-byte SPS (0.3 bpp) dominates. vvenc's 'faster' preset
-    measured on 3 embedded images: ~0.3 dB below HEVC at 0.5 bpp, equal near 1 bpp (preset
-    'medium' gains ~0.6 dB), hence the 0.5 dB tolerance for VVC vs HEVC.
+    128x128 crops: at 64x64 VVC's ~155-byte SPS (0.3 bpp) dominates. With vvenc's default
+    'medium' preset VVC measured ~0.2 dB above HEVC here ('faster' is ~0.6 dB lower, level with HEVC).
     """
     imgs = load_images("embedded", size=128, limit=2).images
     vvc = _rd(get_codec("vvc"), imgs, (42, 37, 32, 27))
@@ -173,4 +172,4 @@ def test_rd_order_vvc_hevc_jpeg():
     at = {k: np.interp(grid, c[:, 0], c[:, 1]).mean() for k, c in
           (("vvc", vvc), ("hevc", hevc), ("jpeg", jpeg))}
     assert at["hevc"] >= at["jpeg"] + 1.5, at
-    assert at["vvc"] >= at["hevc"] - 0.5, at
+    assert at["vvc"] >= at["hevc"], at
