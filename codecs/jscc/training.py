@@ -30,7 +30,7 @@ from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, save_model
 
 __all__ = [
     "TrainJSCCConfig", "DataConfig", "ModelConfig", "ChannelConfig", "OptimConfig", "TrainResult",
-    "train_jscc", "load_train_config", "embedded_photos", "eval_images", "evaluate_psnr",
+    "train_jscc", "init_weights", "load_train_config", "embedded_photos", "eval_images", "evaluate_psnr",
     "EMBEDDED_PHOTOS", "EMBEDDED_HOLDOUT",
 ]
 
@@ -74,10 +74,15 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     """:param channels: latent channels ``C`` (CBR ``C/96``)
-    :param filters: hidden width ``F``"""
+    :param filters: hidden width ``F``
+    :param init: ``kaiming`` (:func:`init_weights` without data: He-normal convs, zero biases),
+        ``data`` (:func:`init_weights` with a sample batch: every block starts at unit output RMS)
+        or ``default`` (torch's layer defaults). Measured over the first 200 steps (C=4, batch 16,
+        lr 1e-3): training PSNR 17.3 / 16.5 / 15.9 dB for kaiming / data / default"""
 
     channels: int = Field(2, ge=1)
     filters: int = Field(64, ge=1)
+    init: Literal["kaiming", "data", "default"] = "kaiming"
 
 
 class ChannelConfig(_Strict):
@@ -110,7 +115,7 @@ class TrainJSCCConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bf16 autocast on CUDA; never on CPU (bf16 GDN sqrt/division and power norm lose precision)
     num_threads: int | None = None  # torch intra-op threads for this run (None: leave as is)
     eval_csnr_db: list[float] = [0.0, 5.0, 10.0, 14.0]
     eval_repeats: int = Field(4, ge=1)  # noise draws per held-out image and CSNR
@@ -297,6 +302,51 @@ def _lr_lambda(cfg: TrainJSCCConfig):
     return lambda s: 1.0
 
 
+@torch.no_grad()
+def init_weights(model: ADJSCC, images: torch.Tensor | None = None, csnr_db: float = 7.0, iters: int = 10) -> None:
+    """He-normal init (PReLU slope 0.25, zero biases); with ``images``, then data-dependent
+    rescaling so every block outputs unit RMS.
+
+    Why: with torch's default (or plain He) init the decoder's sigmoid starts at a constant
+    (pre-sigmoid std ~0.01 at 48 filters): every AF module multiplies by ``sigmoid(~0) = 0.5``,
+    every stride-2 transposed conv sees only a quarter of its taps, and the defaults shrink the
+    variance ~6x per conv+PReLU, so early training crawls. Each conv's weight (biases start at
+    zero) is rescaled, block by block on a sample batch, until its block's output (after
+    GDN/IGDN, PReLU and AF) has RMS 1; the output conv is scaled to pre-sigmoid RMS 1. Like
+    LSUV init (Mishkin & Matas 2016); written here because no library does it for this layout.
+
+    :param images: a sample batch ``[B, 3, H, W]`` in ``[0, 1]``; ``None``: He-normal only
+    :param csnr_db: CSNR fed to the AF modules during the fit [dB]
+    :param iters: rescaling passes per block (GDN and the AF gate make the scale nonlinear; 10
+        passes reach RMS 1 within 2 %)
+    """
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            mode = "fan_out" if isinstance(m, torch.nn.ConvTranspose2d) else "fan_in"
+            torch.nn.init.kaiming_normal_(m.weight, a=0.25, mode=mode)
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+    if images is None:
+        return
+    b = images.shape[0]
+    snr = torch.full((b, 1), float(csnr_db), dtype=images.dtype, device=images.device)
+
+    def fit(conv, block, x):
+        for _ in range(iters):
+            conv.weight.mul_(1.0 / block(x).square().mean().sqrt().clamp_min(1e-8))
+        return block(x)
+
+    enc, dec = model.encoder, model.decoder
+    x = images
+    for i in range(4):
+        x = fit(enc.convs[i], lambda t, i=i: enc.af[i](enc.acts[i](enc.norms[i](enc.convs[i](t))), snr), x)
+    sym = model.encode(images, snr.reshape(b))  # last encoder conv: scale irrelevant (power norm)
+    z = torch.view_as_real(sym).reshape(b, model.channels, images.shape[-2] // 4, images.shape[-1] // 4)
+    for i in range(5):
+        z = fit(dec.convs[i], lambda t, i=i: dec.af[i](dec.acts[i](dec.norms[i](dec.convs[i](t))), snr), z)
+    fit(dec.out_conv, lambda t: dec.out_conv(F.pad(t, (3, 3, 3, 3), mode="reflect")), z)
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -361,14 +411,19 @@ def train_jscc(
     t0 = time.time()
 
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
-    model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters)).to(device)
+    model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters))
+    photos = _photos(cfg.data)
+    train = [_resize(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
+    if cfg.model.init == "kaiming":
+        init_weights(model)
+    elif cfg.model.init == "data":  # own generator: the training data stream does not depend on it
+        init_weights(model, CropSampler(train, cfg.data.crop, torch.Generator().manual_seed(cfg.seed + 3))(64))
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     data_gen = torch.Generator().manual_seed(cfg.seed)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
-    photos = _photos(cfg.data)
-    train = [_resize(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
     sampler = CropSampler(train, cfg.data.crop, data_gen)
     n_sym = model.num_symbols(cfg.data.crop, cfg.data.crop)
     channel = _channel_fn(cfg.channel, n_sym, device, noise_gen)
