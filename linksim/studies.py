@@ -238,7 +238,8 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
         lo = df[col.lower()][df[col.lower()] > 0].min()
         if not math.isnan(lo):
             ax.set_ylim(bottom=max(lo / 3, 1e-7), top=1)
-    fig.suptitle(f"{_run_name(run_dir)}: simulation (markers) and theory (dashed)")
+    what = "simulation (markers) and theory (dashed)" if drawn_theory else "simulation"
+    fig.suptitle(f"{_run_name(run_dir)}: {what}")
     fig.tight_layout()
     out_dir = run_dir / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
