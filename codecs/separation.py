@@ -290,16 +290,27 @@ class SeparationMethod(ImageMethod):
     def channel(self, tx: TxSignal, channel_generator: torch.Generator, noise_generator: torch.Generator) -> RxSignal:
         realization = self.chain.generate(tx.x.shape[0], channel_generator)
         with torch.no_grad():
-            rx = self.chain.apply(tx.x, realization, self.point.no, noise_generator)
+            llr, state = self.chain.transmit(tx.x, realization, self.point.no, noise_generator)
         meta = dict(tx.meta, payload_bits=tx.payload_bits)
-        return RxSignal(y=rx, state=rx.state, tx_meta=meta)
+        return RxSignal(y=llr, state=state, tx_meta=meta)
 
     # -- receiver
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
-        """CRC check per image; decode, or apply the ``crc_failure`` policy. Never raises on bad streams."""
+        """LDPC decoding of ``rx.y`` (LLRs ``[B, C, n]``), then :meth:`decode_bits`."""
+        # LDPC decoding belongs to the receiver: it is part of the timed service time
+        with torch.no_grad():
+            bits_hat, cw_ok = self.chain.decode(rx.y)
+        return self.decode_bits(bits_hat, cw_ok, rx.tx_meta)
+
+    def decode_bits(self, bits_hat: torch.Tensor, cw_ok: torch.Tensor, tx_meta: dict) -> Decoded:
+        """CRC verdict per image; source-decode, or apply the ``crc_failure`` policy. Never raises.
+
+        :param bits_hat: ``[B, capacity_bits]`` decoded info bits (CRC removed)
+        :param cw_ok: ``[B, C]`` bool, CRC verdict per codeword
+        :param tx_meta: what the transmitter recorded (``payload_bits``, ``quality``)
+        """
         h, w = self.point.image_shape
-        crc_ok = rx.y.crc_ok.all(dim=1).cpu()
-        bits_hat = rx.y.bits_hat
+        crc_ok = cw_ok.all(dim=1).cpu()
         out = _grey_like((bits_hat.shape[0], 3, h, w), "cpu")
         outage = torch.ones(bits_hat.shape[0], dtype=torch.bool)
         payload_bits = torch.zeros(bits_hat.shape[0], dtype=torch.long)
@@ -313,12 +324,12 @@ class SeparationMethod(ImageMethod):
             res = self.codec.safe_decode(payload, h, w)
             if res.ok and res.image is not None:
                 out[i], outage[i] = res.image, False
-        sent = rx.tx_meta.get("payload_bits")
+        sent = tx_meta.get("payload_bits")
         return Decoded(images=out.to(self.point.device), outage=outage,
                        payload_bits=sent if sent is not None else payload_bits,
-                       extras={"crc_ok": crc_ok, "quality": rx.tx_meta.get("quality"),
+                       extras={"crc_ok": crc_ok, "quality": tx_meta.get("quality"),
                                "mcs": self.mcs.label,
-                               "codeword_errors": (~rx.y.crc_ok).sum(dim=1).cpu()})
+                               "codeword_errors": (~cw_ok).sum(dim=1).cpu()})
 
 
 class IdealSeparationBound(ImageMethod):

@@ -531,7 +531,7 @@ def _pick(t, j):
     return v.item() if hasattr(v, "item") else v
 
 
-def recon_folder(out_dir, job) -> Path:
+def recon_folder(out_dir, job) -> "Path":
     """``recon/<method>/<csnr_db>_<cbr>[_<other axes>]`` of a job (DESIGN.md §5; read by the reports)."""
     from pathlib import Path
 

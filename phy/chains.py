@@ -14,7 +14,6 @@ power normalisation and interleaving (analog) or coding and modulation (digital)
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -303,23 +302,41 @@ class DigitalChain(nn.Module):
             b = torch.nn.functional.pad(b, (0, self.num_pad_bits))
         return self.mapper(b)
 
-    def apply(self, bits, realization: ChannelRealization, no, generator: torch.Generator) -> DigitalRx:
-        """Send ``bits`` ``[B, num_info_bits]`` over the frozen ``realization``."""
+    def transmit(self, bits, realization: ChannelRealization, no, generator: torch.Generator):
+        """The channel half: ``bits`` ``[B, num_info_bits]`` -> LLRs over the frozen ``realization``.
+
+        :output llr: ``[B, num_codewords, n]`` channel LLRs (``ln P(1)/P(0)``) of the coded bits
+        :output state: :class:`ChannelState`
+        """
         x = self.encode(bits)
         batch = x.shape[0]
         no = _as_batch(no, batch, x)
         out = self.link.transmit(x, realization, no, generator)
         llr = self.demapper(out.y_eq, out.no_eff)[:, : self.num_coded_bits]
         llr = llr.reshape(batch, self.num_codewords, self.n)
+        state = ChannelState(no=no, no_eff=out.no_eff, h_hat=out.h_hat, err_var=out.err_var,
+                             perm=None, power_scale=torch.ones_like(no), h_true=realization.h,
+                             normalize=False, link=self.link, realization=realization, output=out)
+        return llr, state
+
+    def decode(self, llr: torch.Tensor):
+        """The receiver half: LLRs ``[B, C, n]`` -> (``bits_hat`` ``[B, num_info_bits]``, ``crc_ok`` ``[B, C]``).
+
+        Kept apart from :meth:`transmit` so that a receiver's service time can include FEC decoding.
+        """
+        batch = llr.shape[0]
         b = self.ldpc.decode(llr) if self.ldpc is not None else (llr > 0).to(torch.float32)
         if self.crc is not None:
             b, ok = self.crc.decode(b)
         else:
             ok = torch.ones(batch, self.num_codewords, dtype=torch.bool, device=b.device)
-        state = ChannelState(no=no, no_eff=out.no_eff, h_hat=out.h_hat, err_var=out.err_var,
-                             perm=None, power_scale=torch.ones_like(no), h_true=realization.h,
-                             normalize=False, link=self.link, realization=realization, output=out)
-        return DigitalRx(bits_hat=b.reshape(batch, self.num_info_bits), crc_ok=ok, llr=llr, state=state)
+        return b.reshape(batch, self.num_info_bits), ok
+
+    def apply(self, bits, realization: ChannelRealization, no, generator: torch.Generator) -> DigitalRx:
+        """Send ``bits`` ``[B, num_info_bits]`` over the frozen ``realization`` and decode them."""
+        llr, state = self.transmit(bits, realization, no, generator)
+        bits_hat, ok = self.decode(llr)
+        return DigitalRx(bits_hat=bits_hat, crc_ok=ok, llr=llr, state=state)
 
     def forward(self, bits, no, generator: torch.Generator) -> DigitalRx:
         return self.apply(bits, self.generate(bits.shape[0], generator), no, generator)

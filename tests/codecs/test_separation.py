@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from linksim.codecs.base import OperatingPoint, RxSignal
+from linksim.codecs.base import OperatingPoint
 from linksim.codecs.classical import bit_budget, get_codec
 from linksim.codecs.mcs import MCS_TABLE, codeword_layout, load_bler_table, select_mcs
 from linksim.codecs.separation import (FALLBACK_GREY, IdealSeparationBound, SeparationMethod,
@@ -96,7 +95,8 @@ def test_high_csnr_is_bit_exact_with_the_codec_hevc():
     m = SeparationMethod(cfg, _point(30.0, Fraction(1, 12), size=96))
     images = _images(2, size=96)
     tx, rx, dec = _run(m, images)
-    assert bool(rx.y.crc_ok.all()) and not dec.outage.any()
+    assert bool(dec.extras["crc_ok"].all()) and not dec.outage.any()
+    assert (dec.extras["codeword_errors"] == 0).all()
     codec = get_codec("hevc", preset="ultrafast")
     for i, q in enumerate(tx.meta["quality"].tolist()):
         ref = codec.decode(codec.encode(images[i], q), 96, 96)
@@ -112,8 +112,8 @@ def test_below_the_cliff_gives_outage_rows_not_exceptions(policy):
     cfg = SeparationConfig(codec="jpeg", modulation="16qam", code_rate=0.5, crc_failure=policy)
     m = SeparationMethod(cfg, _point(-5.0))
     _, rx, dec = _run(m, _images(2))
-    assert not rx.y.crc_ok.any()
     assert dec.outage.all() and not dec.extras["crc_ok"].any()
+    assert (dec.extras["codeword_errors"] == m.layout.num_codewords).all()
     assert torch.all(dec.images == FALLBACK_GREY)
 
 
@@ -122,8 +122,8 @@ def _flipped_rx(m: SeparationMethod, images, flip_at: list[int]):
     tx = m.encode(images, torch.Generator().manual_seed(0))
     bits = tx.x.clone()
     bits[:, flip_at] = 1 - bits[:, flip_at]
-    y = SimpleNamespace(bits_hat=bits, crc_ok=torch.zeros(bits.shape[0], m.layout.num_codewords, dtype=torch.bool))
-    return tx, RxSignal(y=y, state=None, tx_meta=dict(tx.meta, payload_bits=tx.payload_bits))
+    return tx, (bits, torch.zeros(bits.shape[0], m.layout.num_codewords, dtype=torch.bool),
+                dict(tx.meta, payload_bits=tx.payload_bits))
 
 
 def test_flipped_payload_bits_under_both_policies():
@@ -135,21 +135,21 @@ def test_flipped_payload_bits_under_both_policies():
     tx = m.encode(images, torch.Generator().manual_seed(0))
     mid = start + int(tx.payload_bits[0]) // 2 + 3  # one bit inside the slice data (past the ~75-byte parameter sets)
     tx, rx = _flipped_rx(m, images, [mid])
-    dec = m.decode(rx)
+    dec = m.decode_bits(*rx)
     assert dec.outage.all() and torch.all(dec.images == FALLBACK_GREY)  # fallback: grey, outage
     anyway = SeparationMethod(SeparationConfig(**hevc, crc_failure="decode_anyway"), point)
-    dec = anyway.decode(rx)
+    dec = anyway.decode_bits(*rx)
     # x265/libde265 conceal one flipped bit: the stream decodes into a (damaged) image, not an outage
     assert not dec.outage.any() and not dec.extras["crc_ok"].any()
     assert not torch.all(dec.images == FALLBACK_GREY)
     assert float(_psnr(dec.images, images)) > 10 * math.log10(1 / 0.25)  # better than a random image
     # a corrupted header (width field) cannot be trusted: fallback, even with decode_anyway
     _, rx = _flipped_rx(anyway, images, [0])
-    dec = anyway.decode(rx)
+    dec = anyway.decode_bits(*rx)
     assert dec.outage.all() and torch.all(dec.images == FALLBACK_GREY)
     # garbage in place of the payload never raises
     _, rx = _flipped_rx(anyway, images, list(range(start, start + 8 * int(tx.payload_bits[0]) // 8, 1)))
-    dec = anyway.decode(rx)
+    dec = anyway.decode_bits(*rx)
     assert dec.images.shape == (1, 3, 96, 96) and dec.outage.dtype == torch.bool
 
 

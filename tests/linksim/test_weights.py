@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import urllib.error
-from pathlib import Path
 
 import pytest
 
