@@ -31,6 +31,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import simpy
@@ -261,7 +262,6 @@ class RunResources:
 
     def __init__(self, scenario, device: str = "cpu", out_dir=None, strict: bool = False,
                  allow_download: bool | None = None):
-        from pathlib import Path
 
         self.scenario = scenario
         self.device = device
@@ -531,9 +531,8 @@ def _pick(t, j):
     return v.item() if hasattr(v, "item") else v
 
 
-def recon_folder(out_dir, job) -> "Path":
+def recon_folder(out_dir, job) -> Path:
     """``recon/<method>/<csnr_db>_<cbr>[_<other axes>]`` of a job (DESIGN.md §5; read by the reports)."""
-    from pathlib import Path
 
     p = job.point
     folder = Path(out_dir) / "recon" / job.method / f"{p.csnr_db}_{str(p.cbr).replace('/', '-')}"
@@ -577,8 +576,6 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
     :output: the output folder
     :raises linksim.errors.WeightsUnavailable: ``strict_metrics`` and a metric's weight file is absent
     """
-    from pathlib import Path
-
     from linksim.metrics import MetricUnavailableWarning
     from linksim.store import ResultsStore
     from linksim.sweep import jobs, run_jobs
