@@ -202,6 +202,15 @@ def _curve_figure(
     fig, axes = plt.subplots(
         1, len(panels), figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]), squeeze=False, layout="constrained"
     )
+    # y-range from the means (and bounds): with few images a 95 % t-interval can be many times the
+    # spread of the curves (t = 12.7 for 2 images) and would flatten every line; bands are clipped.
+    lines = [agg["mean"]] + ([bounds["mean"]] if bounds is not None and len(bounds) else [])
+    finite = pd.concat(lines).replace([np.inf, -np.inf], np.nan).dropna()
+    ylim = None
+    if len(finite):
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.12 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.05)
+        ylim = (lo - pad, hi + pad)
     for ax, pv in zip(axes[0], panels):
         sub = agg[agg[panel] == pv]
         for method, grp in sub.groupby("method", sort=True):
@@ -230,6 +239,8 @@ def _curve_figure(
             ax.set_title(f"CBR = {_cbr_label(pv)}", fontsize=9)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     return fig
