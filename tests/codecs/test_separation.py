@@ -247,3 +247,20 @@ def test_fit_skips_qualities_the_encoder_cannot_produce():
     img = _images(1)[0]
     fit = fit_cached(Fragile(), img, 10**7)  # a budget any quality fits
     assert fit is not None and fit.quality == 98
+
+
+@pytest.mark.parametrize("estimator", ["perfect", "ls", "lmmse"])
+def test_over_ofdm_multipath_at_high_csnr_is_the_codec_decode(estimator):
+    """Over 8-tap OFDM multipath with each CSI kind, a strong link delivers the codec's own decode."""
+    link = LinkConfig(kind="ofdm", paths=8, decay=4.0, cp=12, data_symbols=16, pilot_symbols=1,
+                      estimator=estimator, equalizer="mmse")
+    point = OperatingPoint(csnr_db=40.0, cbr=Fraction(1, 4), link=link, image_shape=(64, 64), seed=0)
+    cfg = SeparationConfig(codec="jpeg", modulation="qpsk", code_rate=0.5)
+    m = SeparationMethod(cfg, point)
+    assert m.grid().pilot_res > 0 and m.grid().num_data == 3 * 64 * 64 // 4
+    images = _images(2)
+    tx, rx, dec = _run(m, images)
+    assert not dec.outage.any() and bool(dec.extras["crc_ok"].all())
+    codec = get_codec("jpeg")
+    for i, q in enumerate(tx.meta["quality"].tolist()):
+        assert torch.equal(dec.images[i], codec.decode(codec.encode(images[i], q), 64, 64))
