@@ -206,6 +206,28 @@ def list_cmd() -> None:
     Console(width=140).print(table)
 
 
+@train_app.command("jscc")
+def train_jscc(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/jscc_embedded_c2.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train an ADJSCC (DeepJSCC) model: checkpoints + resume, loss curve, PSNR-vs-CSNR table, safetensors."""
+    import pydantic
+
+    from linksim.codecs.jscc.training import train_jscc as _train
+
+    try:
+        _train(config, output, resume=resume, stop_at=stop_at)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        _fail(LinksimError(f"{config}: {key}: {first['msg']}"))
+    except (FileNotFoundError, ValueError) as err:
+        _fail(LinksimError(f"{config}: {err}"))
+
+
 @app.command()
 def weights() -> None:
     """Known weight files: where they are, or where to put them."""
