@@ -497,7 +497,10 @@ def train_jscc(
 
 
 def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dtype: torch.dtype = torch.float16) -> Path:
-    """Copy a finished run's weights into ``codecs/jscc/embedded/adjscc_c{C}.safetensors`` (+ .json).
+    """Copy a run's weights into ``codecs/jscc/embedded/adjscc_c{C}.safetensors`` (+ .json).
+
+    A finished run exports ``model.safetensors``; a run stopped early exports its latest
+    ``checkpoint.pt`` (``trained_steps`` then says how far it got).
 
     Stored in ``dtype`` (float16 halves the repository size); the PSNR table is re-measured with the
     stored (rounded) weights, so the numbers in the JSON are those of the shipped file.
@@ -506,9 +509,16 @@ def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dty
 
     run_dir = Path(run_dir)
     cfg = load_train_config(run_dir / "config.yaml")
-    model = load_model(run_dir / "model.safetensors")
+    if (run_dir / "model.safetensors").is_file():
+        model, steps = load_model(run_dir / "model.safetensors"), cfg.steps
+    else:  # a run stopped early: export its latest checkpoint
+        ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+        model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters))
+        model.load_state_dict(ck["model"])
+        model.eval()
+        steps = int(ck["step"])
     dest = Path(dest_dir or EMBEDDED_DIR) / f"adjscc_c{model.channels}.safetensors"
-    meta = {"trained_steps": cfg.steps, "train_config": cfg.model_dump(mode="json"),
+    meta = {"trained_steps": steps, "train_config": cfg.model_dump(mode="json"),
             "retrain": f"see the header of configs/{cfg.name}.yaml; in short: python -m linksim.codecs.jscc.training "
                        f"configs/{cfg.name}.yaml runs/{cfg.name} && python -m linksim.codecs.jscc.training --export runs/{cfg.name}",
             "holdout": list(cfg.data.holdout), "eval_size": cfg.data.eval_size, "stored_dtype": str(dtype)}
@@ -529,13 +539,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("output_dir", nargs="?")
     p.add_argument("--export", metavar="RUN_DIR", help="copy a finished run into codecs/jscc/embedded/")
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="checkpoint and stop at this step (train in stages)")
     a = p.parse_args(argv)
     if a.export:
         print(export_embedded(a.export))
         return
     if not a.config:
         p.error("CONFIG is required")
-    train_jscc(a.config, a.output_dir, resume=not a.no_resume)
+    train_jscc(a.config, a.output_dir, resume=not a.no_resume, stop_at=a.stop_at)
 
 
 if __name__ == "__main__":
