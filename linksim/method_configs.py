@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from linksim.codecs.diffusion.method import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
 from linksim.codecs.jscc.method import JSCCSettings
 from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
 from linksim.scenario import MethodConfig
 
-__all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig"]
+__all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",
+           "BlindDiffComConfig"]
 
 
 class SeparationConfig(MethodConfig, SeparationSettings):
@@ -32,3 +34,21 @@ class JSCCConfig(MethodConfig, JSCCSettings):
     """``kind: jscc`` — see :class:`linksim.codecs.jscc.method.JSCCSettings`."""
 
     kind: Literal["jscc"] = "jscc"
+
+
+class DiffComConfig(MethodConfig, DiffComSettings):
+    """``kind: diffcom`` — see :class:`linksim.codecs.diffusion.method.DiffComSettings`."""
+
+    kind: Literal["diffcom"] = "diffcom"
+
+
+class HiFiDiffComConfig(MethodConfig, HiFiDiffComSettings):
+    """``kind: hifi_diffcom`` — see :class:`linksim.codecs.diffusion.method.HiFiDiffComSettings`."""
+
+    kind: Literal["hifi_diffcom"] = "hifi_diffcom"
+
+
+class BlindDiffComConfig(MethodConfig, BlindDiffComSettings):
+    """``kind: blind_diffcom`` — see :class:`linksim.codecs.diffusion.method.BlindDiffComSettings`."""
+
+    kind: Literal["blind_diffcom"] = "blind_diffcom"

@@ -130,13 +130,13 @@ def _awgn_case(csnr_db=10.0, b=2, size=16):
 def test_diffcom_deterministic_and_nfe():
     jscc, _, rx = _awgn_case()
     prior = GaussianPrior()
-    r = DiffCom(prior, jscc, 10.0, (16, 16), num_steps=20)
+    r = DiffCom(prior, jscc, 10.0, (16, 16), num_steps=10)
     d1 = r.decode(rx, generator=torch.Generator().manual_seed(7))
     d2 = r.decode(rx, generator=torch.Generator().manual_seed(7))
     d3 = r.decode(rx, generator=torch.Generator().manual_seed(8))
     assert torch.equal(d1.images, d2.images)
     assert not torch.equal(d1.images, d3.images)
-    assert d1.nfe == 20 and prior.calls == 60
+    assert d1.nfe == 10 and prior.calls == 30
     assert d1.images.shape == (2, 3, 16, 16) and 0 <= d1.images.min() and d1.images.max() <= 1
 
 
@@ -159,3 +159,49 @@ def test_guidance_reduces_measurement_residual(kind):
     noise = (10 ** -1 * rx.y.shape[1]) ** 0.5  # ‖n‖ expected at 10 dB
     print(kind, guided, free, noise, res.nfe)
     assert (guided < 0.7 * free).all()
+
+
+def test_blind_diffcom_estimates_taps():
+    """10 dB, 4 taps, no estimate used: the joint sampler's tap NMSE lies below the prior mean's 1
+    (a draw from the prior scores 2 on average). With the published lr_h = 0.2 and 60 steps it
+    reaches 0.58 / 0.74 here, not "far" below: the unsquared-norm step does not shrink near the
+    optimum (known gap; lr_h is not tuned for this tiny grid)."""
+    jscc = LinearJSCC(16)
+    images = _images(2, 16, 5)
+    cfg = LinkConfig(kind="ofdm", paths=4, decay=4.0, cp=4, data_symbols=4, estimator="ls")
+    x, y, state, _ = _send(jscc, images, cfg, 10.0, seed=2)
+    rx = RxSignal(y=y, state=state, tx_meta={})
+    r = BlindDiffCom(GaussianPrior(), jscc, 10.0, (16, 16), pdp(4, 4.0), num_steps=60)
+    d = r.decode(rx, generator=torch.Generator().manual_seed(3))
+    print("blind nmse", d.extras["channel_nmse"])
+    assert d.nfe == 60
+    nmse = d.extras["channel_nmse"]
+    assert nmse.mean() < 0.8 and (nmse < 0.9).all()
+
+
+def test_methods_registered_and_prior_error(tmp_path):
+    from fractions import Fraction
+
+    from linksim.codecs.base import OperatingPoint
+    from linksim.codecs.diffusion.method import EMBEDDED_PRIOR, DiffComMethod, HiFiDiffComMethod, load_prior
+    from linksim.method_configs import BlindDiffComConfig, DiffComConfig, HiFiDiffComConfig
+    from linksim.registry import METHODS
+
+    for kind in ("diffcom", "hifi_diffcom", "blind_diffcom"):
+        assert kind in METHODS
+    with pytest.raises(FileNotFoundError, match="ddpm.safetensors"):
+        load_prior("embedded")
+    assert not EMBEDDED_PRIOR.is_file()
+    point = OperatingPoint(csnr_db=10.0, cbr=Fraction(1, 48), link=LinkConfig(kind="awgn"), image_shape=(16, 16))
+    jscc = _jscc()
+    m = DiffComMethod(DiffComConfig(kind="diffcom", num_steps=3), point, prior=GaussianPrior(), jscc=jscc)
+    tx = m.encode(_images(1, 16, 0), torch.Generator().manual_seed(0))
+    rx = m.channel(tx, torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+    d = m.decode(rx, torch.Generator().manual_seed(3))
+    assert d.nfe == 3 and d.images.shape == (1, 3, 16, 16)
+    h = HiFiDiffComMethod(HiFiDiffComConfig(kind="hifi_diffcom", step_scale=0.02), point, prior=GaussianPrior(),
+                          jscc=jscc)
+    assert h.receiver.t_start == 235 and h.receiver.zeta == 0.25
+    assert h.decode(h.channel(tx, torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)),
+                    torch.Generator().manual_seed(3)).nfe == 5
+    assert BlindDiffComConfig(kind="blind_diffcom").lr_h == 0.2
