@@ -16,6 +16,7 @@ where the public checkpoint can be fetched (the engine's weights resolver does d
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -219,14 +220,26 @@ def load_diffusers_prior(path: str | Path, *, torch_dtype: torch.dtype | None = 
     return Prior(DiffusersUNet(unet), _betas_from_scheduler_config(cfg), learned, fixed_variance=fixed)
 
 
-def load_prior(spec: str | Path | Mapping[str, Any], **kwargs: Any) -> Prior:
+def _weights_dir() -> Path:
+    """The project weights directory (``$LINKSIM_WEIGHTS`` or ``./weights``), as the engine uses."""
+    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights"))
+
+
+def load_prior(
+    spec: str | Path | Mapping[str, Any],
+    device: str | torch.device | None = None,
+    **kwargs: Any,
+) -> Prior:
     """Load a prior from a diffusers directory or an ADM checkpoint.
 
-    :param spec: a directory (diffusers), a ``.pt``/``.pth`` file (ADM; config inferred from the
-        file name unless ``config=`` is given), or a mapping ``{"path": ..., "config": ...}``
-        (``config``: a :data:`PRIOR_CONFIGS` name or ADMUNet kwargs).
+    :param spec: a published name (``ffhq_10m``, ``imagenet256_uncond``: the file
+        :data:`PRIOR_SOURCES` names, looked up in ``$LINKSIM_WEIGHTS`` or ``./weights``), a
+        directory (diffusers), a ``.pt``/``.pth`` file (ADM; config inferred from the file name
+        unless ``config=`` is given), or a mapping ``{"path": ..., "config": ...}`` (``config``: a
+        :data:`PRIOR_CONFIGS` name or ADMUNet kwargs).
+    :param device: where to put the prior (default: CPU).
     :param kwargs: passed to :func:`load_adm_prior` or :func:`load_diffusers_prior`.
-    :raises FileNotFoundError: the path does not exist (with what to download for known names).
+    :raises FileNotFoundError: the file does not exist (with what to download for known names).
     """
     if isinstance(spec, Mapping):
         spec = dict(spec)
@@ -234,11 +247,15 @@ def load_prior(spec: str | Path | Mapping[str, Any], **kwargs: Any) -> Prior:
             raise ValueError("a prior spec mapping needs a 'path' key")
         path = Path(spec.pop("path"))
         kwargs = {**spec, **kwargs}
+    elif isinstance(spec, str) and spec in PRIOR_SOURCES:
+        path = _weights_dir() / PRIOR_SOURCES[spec]["filename"]
+        kwargs.setdefault("config", spec)
     else:
         path = Path(spec)
     if path.is_dir():
-        return load_diffusers_prior(path, **kwargs)
-    if path.suffix in (".pt", ".pth", ".ckpt") or "config" in kwargs:
-        return load_adm_prior(path, **kwargs)
-    cfg = _STEM_TO_CONFIG.get(path.stem)
-    raise _missing(path, "prior (diffusers directory or ADM .pt file)", cfg)
+        prior = load_diffusers_prior(path, **kwargs)
+    elif path.suffix in (".pt", ".pth", ".ckpt") or "config" in kwargs:
+        prior = load_adm_prior(path, **kwargs)
+    else:
+        raise _missing(path, "prior (diffusers directory or ADM .pt file)", _STEM_TO_CONFIG.get(path.stem))
+    return prior.to(device) if device is not None else prior

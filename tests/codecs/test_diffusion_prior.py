@@ -86,7 +86,7 @@ def test_tiny_adm_checkpoint_round_trip(tmp_path):
     _randomize(net, 2)
     ckpt = tmp_path / "tiny_adm.pt"
     torch.save(net.state_dict(), ckpt)
-    prior = load_prior({"path": ckpt, "config": TINY_ADM})
+    prior = load_prior({"path": ckpt, "config": TINY_ADM}, "cpu")
     assert prior.learned_sigma and prior.num_timesteps == 1000
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 32, 32, generator=g)
@@ -106,11 +106,14 @@ def test_tiny_adm_checkpoint_round_trip(tmp_path):
         load_prior(ckpt, config=TINY_ADM)
 
 
-def test_missing_published_checkpoint_names_the_download(tmp_path):
+def test_missing_published_checkpoint_names_the_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("LINKSIM_WEIGHTS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="ffhq_10m.pt.*diffusion-posterior-sampling"):
         load_prior(tmp_path / "ffhq_10m.pt")
     with pytest.raises(FileNotFoundError, match="openaipublic"):
         load_prior(tmp_path / "256x256_diffusion_uncond.pt")
+    with pytest.raises(FileNotFoundError, match="ffhq_10m.pt"):
+        load_prior("ffhq_10m", "cpu")  # published name, looked up in the weights directory
     with pytest.raises(ValueError, match="unknown ADM config"):
         load_prior(tmp_path / "x.pt", config="nope")
 
