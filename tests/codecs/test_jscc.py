@@ -164,20 +164,20 @@ def _psnr_at(model, images, csnr, repeats=6):
 
 def test_embedded_model_is_snr_adaptive():
     # measured here (coffee + chelsea, 64x64, AWGN, seed 0, 6 draws) at 0 / 5 / 10 dB:
-    #   C=2: 17.98 / 19.52 / 20.24 dB;  C=4: 19.35 / 20.62 / 21.11 dB
+    #   C=2: 18.30 / 19.92 / 20.76 dB;  C=4: 19.61 / 20.88 / 21.41 dB
     # (export-time numbers with other draws in embedded/adjscc_c*.json differ by up to 0.3 dB);
     # margins are about half the measured gaps
     imgs = _holdout()
     m2 = load_embedded("1/48")
     assert m2.config.filters <= 96 and not m2.config.rescale_received
     p0, p5, p10 = (_psnr_at(m2, imgs, s) for s in (0.0, 5.0, 10.0))
-    assert p0 > 17.0
-    assert p5 > p0 + 0.75
-    assert p10 > p5 + 0.35
+    assert p0 > 17.3
+    assert p5 > p0 + 0.8
+    assert p10 > p5 + 0.4
     m4 = load_embedded("1/24")
     q0, q5, q10 = (_psnr_at(m4, imgs, s) for s in (0.0, 5.0, 10.0))
     assert q5 > q0 + 0.6 and q10 > q5 + 0.25
-    assert q0 > p0 + 0.7 and q10 > p10 + 0.45  # twice the bandwidth helps at every CSNR
+    assert q0 > p0 + 0.65 and q10 > p10 + 0.3  # twice the bandwidth helps at every CSNR
 
 
 def test_missing_embedded_weights_name_the_file():
