@@ -56,8 +56,8 @@ PRIOR_CONFIGS: dict[str, dict[str, Any]] = {
 PRIOR_SOURCES: dict[str, dict[str, str]] = {
     "ffhq_10m": dict(
         filename="ffhq_10m.pt",
-        url="https://github.com/DPS2022/diffusion-posterior-sampling (README: Google Drive "
-        "link to ffhq_10m.pt, put it in models/)",
+        url="the Google Drive link in the README of "
+        "https://github.com/DPS2022/diffusion-posterior-sampling",
     ),
     "imagenet256_uncond": dict(
         filename="256x256_diffusion_uncond.pt",
@@ -77,7 +77,10 @@ def _missing(path: Path, what: str, config: str | None = None) -> FileNotFoundEr
     hint = ""
     if config in PRIOR_SOURCES:
         src = PRIOR_SOURCES[config]
-        hint = f"; download {src['filename']} from {src['url']}"
+        hint = (
+            f"; download {src['filename']} from {src['url']} and put it there "
+            "(or in $LINKSIM_WEIGHTS)"
+        )
     return FileNotFoundError(f"{what} not found: {path}{hint}")
 
 
