@@ -98,6 +98,11 @@ def test_tiny_adm_checkpoint_round_trip(tmp_path):
     torch.testing.assert_close(eps, out[:, :3], rtol=0, atol=0)
     assert var is not None and var.shape == (2, 3, 32, 32)
     assert eps.abs().mean() > 0.01  # random weights: a non-trivial output
+    # Guidance differentiates through the frozen prior w.r.t. x_t.
+    x_req = x.clone().requires_grad_(True)
+    prior.eps(x_req, t).square().sum().backward()
+    assert x_req.grad is not None and x_req.grad.abs().sum() > 0
+    assert all(p.grad is None for p in prior.parameters())
     # A checkpoint missing one tensor is refused (strict loading).
     sd = net.state_dict()
     sd.pop("out.2.bias")
