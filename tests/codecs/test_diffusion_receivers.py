@@ -162,21 +162,20 @@ def test_guidance_reduces_measurement_residual(kind):
 
 
 def test_blind_diffcom_estimates_taps():
-    """10 dB, 4 taps, no estimate used: the joint sampler's tap NMSE lies below the prior mean's 1
-    (a draw from the prior scores 2 on average). With the published lr_h = 0.2 and 60 steps it
-    reaches 0.58 / 0.74 here, not "far" below: the unsquared-norm step does not shrink near the
-    optimum (known gap; lr_h is not tuned for this tiny grid)."""
+    """10 dB, 4 taps, no channel estimate used: with the published ζ=1, lr_x 1->0, lr_h 0.2->0 and
+    500 steps the joint sampler's tap NMSE is far below the prior mean's 1 (measured 0.05 / 0.17;
+    the pilot-based LS estimate of the same grid scores 0.11 / 0.30 on the frequency response).
+    Fewer steps do worse (60 steps: 0.58 / 0.74): the unsquared-norm step does not shrink near
+    the optimum, only the decaying lr does."""
     jscc = LinearJSCC(16)
     images = _images(2, 16, 5)
     cfg = LinkConfig(kind="ofdm", paths=4, decay=4.0, cp=4, data_symbols=4, estimator="ls")
     x, y, state, _ = _send(jscc, images, cfg, 10.0, seed=2)
     rx = RxSignal(y=y, state=state, tx_meta={})
-    r = BlindDiffCom(GaussianPrior(), jscc, 10.0, (16, 16), pdp(4, 4.0), num_steps=60)
+    r = BlindDiffCom(GaussianPrior(), jscc, 10.0, (16, 16), pdp(4, 4.0), num_steps=500)
     d = r.decode(rx, generator=torch.Generator().manual_seed(3))
-    print("blind nmse", d.extras["channel_nmse"])
-    assert d.nfe == 60
-    nmse = d.extras["channel_nmse"]
-    assert nmse.mean() < 0.8 and (nmse < 0.9).all()
+    assert d.nfe == 500
+    assert (d.extras["channel_nmse"] < 0.3).all(), d.extras["channel_nmse"]
 
 
 def test_methods_registered_and_prior_error(tmp_path):
