@@ -87,7 +87,8 @@ class Prior(nn.Module):
         :param t: ``[B]`` long steps in ``[0, T-1]``.
         :returns: ``(eps, var)``: eps ``[B, 3, H, W]``; with learned sigma ``var`` is the per-pixel
             reverse-step variance ``exp(v' log beta_t + (1 - v') log sigma~^2_t)``, v' = (v+1)/2,
-            ``[B, 3, H, W]``; ``None`` with fixed sigma.
+            ``[B, 3, H, W]`` (float32 at least, even when the network runs in half precision);
+            ``None`` with fixed sigma.
         """
         t = t.to(x_t.device).long()
         if t.dim() == 0:
@@ -97,6 +98,8 @@ class Prior(nn.Module):
         if not self.learned_sigma:
             return out[:, :c], None
         eps, v = out[:, :c], out[:, c : 2 * c]
+        # At least float32: log-variances span ~[-20, -4] and bf16 would cost ~1 % in var.
+        v = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
         frac = (v + 1) / 2
         log_var = frac * _at(torch.log(self.betas), t, v) + (1 - frac) * _at(
             self.posterior_log_variance_clipped, t, v
