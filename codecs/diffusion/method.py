@@ -32,21 +32,17 @@ EMBEDDED_PRIOR = Path(__file__).parent / "embedded" / "ddpm.safetensors"
 def load_prior(spec: str, device: str | torch.device = "cpu"):
     """The image prior named by ``spec``: ``embedded``, a checkpoint path, or a known name.
 
-    Delegates to :mod:`linksim.codecs.diffusion.loaders` (``load_prior(spec, device)``).
+    Anything but ``embedded`` goes to :func:`linksim.codecs.diffusion.loaders.load_prior`
+    (published names ``ffhq_10m``/``imagenet256_uncond``, diffusers directories, ADM ``.pt``).
 
     :raises FileNotFoundError: ``embedded`` while no embedded prior is shipped (names the file)
     """
     if spec == "embedded" and not EMBEDDED_PRIOR.is_file():
         raise FileNotFoundError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist "
                                 f"(give prior: a checkpoint path or a known model name)")
-    try:
-        from . import loaders
-    except ImportError as err:  # the loaders module is another issue's deliverable
-        raise FileNotFoundError(f"cannot load prior {spec!r}: linksim.codecs.diffusion.loaders is missing") from err
-    load = getattr(loaders, "load_prior", None)
-    if load is None:
-        raise FileNotFoundError(f"cannot load prior {spec!r}: loaders.load_prior does not exist")
-    return load(spec, device)
+    from .loaders import load_prior as _load
+
+    return _load(str(EMBEDDED_PRIOR) if spec == "embedded" else spec, device)
 
 
 class DiffComSettings(BaseModel):

@@ -9,10 +9,12 @@ One guided ancestral step (DPS, Chung et al.; DiffCom, Wang et al.)::
 
 ``A`` = frozen JSCC encoder on ``(x̂0 + 1)/2`` followed by the chain's noise-free, differentiable
 :meth:`~linksim.phy.chains.ChannelState.forward_operator` (estimated channel, stored interleaver,
-same equaliser). Steps may be strided (``s = next spaced step``): the posterior then uses the
-respaced ``β = 1 − ᾱ_t/ᾱ_s`` and its fixed "small" variance ``σ̃² = β(1−ᾱ_s)/(1−ᾱ_t)``; a
-learned variance of the prior is not used (documented gap). All images of a batch are sampled
-together; the loss is a sum of per-image terms, so each image's gradient is its own.
+same equaliser). The posterior mean is always computed from the *clipped* x̂0. On consecutive
+steps (``s = t − 1``) the noise variance is the prior's own (``p_sample_stats``: learned sigma or
+its fixed choice), as in DPS/DiffCom; on strided steps (``s`` = the next spaced step) the
+posterior uses the respaced ``β = 1 − ᾱ_t/ᾱ_s`` and the "small" variance
+``σ̃² = β(1−ᾱ_s)/(1−ᾱ_t)`` (a learned variance is not respaced: known gap). All images of a batch
+are sampled together; the loss is a sum of per-image terms, so each image's gradient is its own.
 
 Subclasses (:class:`~linksim.codecs.diffusion.diffcom.DiffCom`,
 :class:`~linksim.codecs.diffusion.hifi.HiFiDiffCom`,
@@ -159,12 +161,19 @@ class DiffusionReceiver(Receiver):
         gdev = generator.device if generator is not None else "cpu"
         return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device or "cpu")
 
-    def _eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not self.autocast:
-            return self.prior.eps(x_t, t)
-        dev = x_t.device.type
-        with torch.autocast(dev, dtype=torch.float16 if dev == "cuda" else torch.bfloat16):
-            return self.prior.eps(x_t, t).float()
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, consecutive: bool):
+        """One prior evaluation: ``(eps, var)``; ``var`` is the prior's own reverse-step variance
+        (learned or fixed, from ``p_sample_stats``) on consecutive steps, else ``None``."""
+        use_stats = consecutive and hasattr(self.prior, "p_sample_stats")
+        ctx = contextlib.nullcontext()
+        if self.autocast:
+            dev = x_t.device.type
+            ctx = torch.autocast(dev, dtype=torch.float16 if dev == "cuda" else torch.bfloat16)
+        with ctx:
+            if use_stats:
+                _, var, _, eps = self.prior.p_sample_stats(x_t, t)
+                return eps.float(), var.float()
+            return self.prior.eps(x_t, t).float(), None
 
     # ------------------------------------------------------------------ the loop
     def sample(self, ctx: dict, generator: torch.Generator | None = None) -> SampleResult:
@@ -183,7 +192,7 @@ class DiffusionReceiver(Receiver):
             aux_t = {k: v.detach().requires_grad_(True) for k, v in aux.items()}
             with torch.enable_grad():
                 tt = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
-                eps = self._eps(x_t, tt)
+                eps, prior_var = self._eps(x_t, tt, consecutive=(s == t - 1))
                 x0 = self.prior.predict_x0(x_t, tt, eps).clamp(-1, 1)
                 ctx["aux_x0"] = self.aux_x0(aux_t, t)
                 loss = self.guide(x0, ctx, i)
@@ -196,7 +205,7 @@ class DiffusionReceiver(Receiver):
             ct = (1.0 - beta) ** 0.5 * (1.0 - a_s) / (1.0 - a_t)
             mean = c0 * x0.detach() + ct * x_t.detach()
             if s >= 0:
-                var = beta * (1.0 - a_s) / (1.0 - a_t)
+                var = beta * (1.0 - a_s) / (1.0 - a_t) if prior_var is None else prior_var.detach()
                 mean = mean + var**0.5 * self._randn(x.shape, generator, device)
             x = mean - self.learning_rate(i, n) * grads[0]
             aux = self.aux_step(aux, dict(zip(aux_t.keys(), grads[1:])), t, s, i, n, generator)

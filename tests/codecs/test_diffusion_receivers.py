@@ -7,6 +7,8 @@ guidance moves samples toward the measurement), not image quality.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
@@ -204,3 +206,39 @@ def test_methods_registered_and_prior_error(tmp_path):
     assert h.decode(h.channel(tx, torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)),
                     torch.Generator().manual_seed(3)).nfe == 5
     assert BlindDiffComConfig(kind="blind_diffcom").lr_h == 0.2
+
+
+class _TinyEps(nn.Module):
+    """A diffusers-free eps network (one conv; 6 output channels = eps + learned-variance v)."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+
+    def forward(self, x, t):
+        return torch.tanh(self.conv(x))
+
+
+def test_real_prior_learned_sigma_consecutive_and_strided():
+    """With the project's Prior (learned sigma), consecutive steps take its variance, strided ones
+    the respaced posterior variance; both are deterministic and count one NFE per step."""
+    from linksim.codecs.diffusion.prior import Prior
+    from linksim.codecs.diffusion.schedules import linear_betas
+
+    prior = Prior(_TinyEps(), linear_betas(50), learned_sigma=True)  # T=20 would rescale beta_end to 1
+    jscc, _, rx = _awgn_case(b=1)
+    full = DiffCom(prior, jscc, 10.0, (16, 16))
+    with mock.patch.object(prior, "p_sample_stats", wraps=prior.p_sample_stats) as stats:
+        d1 = full.decode(rx, generator=torch.Generator().manual_seed(1))
+    assert stats.call_count == 50  # the prior's own (learned) variance on every consecutive step
+    d2 = full.decode(rx, generator=torch.Generator().manual_seed(1))
+    assert d1.nfe == 50 and torch.equal(d1.images, d2.images) and torch.isfinite(d1.images).all()
+    strided = DiffCom(prior, jscc, 10.0, (16, 16), num_steps=5, record_metrics=True)
+    ctx = strided.prepare(rx, rx.state)
+    with mock.patch.object(prior, "p_sample_stats", wraps=prior.p_sample_stats) as stats:
+        res = strided.sample(ctx, torch.Generator().manual_seed(1))
+    assert stats.call_count == 1  # only the final step t=0 -> x0 is consecutive (no noise there)
+    assert res.nfe == 5 and res.trace["t"] == [49, 37, 24, 12, 0] and len(res.trace["loss"]) == 5
+    assert torch.isfinite(res.x0).all()
