@@ -242,3 +242,25 @@ def test_real_prior_learned_sigma_consecutive_and_strided():
     assert stats.call_count == 1  # only the final step t=0 -> x0 is consecutive (no noise there)
     assert res.nfe == 5 and res.trace["t"] == [49, 37, 24, 12, 0] and len(res.trace["loss"]) == 5
     assert torch.isfinite(res.x0).all()
+
+
+def test_hifi_init_from_jscc_decode_and_autocast():
+    jscc, _, rx = _awgn_case(b=1)
+    prior = GaussianPrior()
+    r = HiFiDiffCom(prior, jscc, 10.0, "1/12", (16, 16), step_scale=0.1)
+    ctx = r.prepare(rx, rx.state)
+    x_mse = jscc.decode(rx.y, 10.0).clamp(0, 1)
+    torch.testing.assert_close(ctx["x_mse"], x_mse)
+    a = float(prior.alphas_cumprod[r.t_start])
+    eps = torch.randn(x_mse.shape, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(r.init(ctx, torch.Generator().manual_seed(5)),
+                               a**0.5 * (2 * x_mse - 1) + (1 - a) ** 0.5 * eps)
+    assert r.timesteps()[0] == r.t_start == t_start(10.0, "1/12", prior.alphas_cumprod)
+    # autocast (bfloat16 on CPU) runs the project's Prior in reduced precision: close, not equal
+    from linksim.codecs.diffusion.prior import Prior
+    from linksim.codecs.diffusion.schedules import linear_betas
+
+    p = Prior(_TinyEps(), linear_betas(50), learned_sigma=True)
+    out = [DiffCom(p, jscc, 10.0, (16, 16), num_steps=5, autocast=ac).decode(
+        rx, generator=torch.Generator().manual_seed(1)).images for ac in (False, True)]
+    assert not torch.equal(out[0], out[1]) and (out[0] - out[1]).abs().mean() < 0.05
