@@ -8,6 +8,7 @@ Kinds ``diffcom``, ``hifi_diffcom`` and ``blind_diffcom`` share the transmitter 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -43,6 +44,23 @@ def load_prior(spec: str, device: str | torch.device = "cpu"):
     from .loaders import load_prior as _load
 
     return _load(str(EMBEDDED_PRIOR) if spec == "embedded" else spec, device)
+
+
+def _check_prior(spec: str) -> None:
+    """``ValueError`` (one line) unless the prior ``spec`` names an existing file or directory."""
+    from .loaders import PRIOR_SOURCES
+
+    if spec == "embedded":
+        if not EMBEDDED_PRIOR.is_file():
+            raise ValueError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist")
+    elif spec in PRIOR_SOURCES:
+        # the directory loaders.load_prior looks in for published names
+        path = Path(os.environ.get("LINKSIM_WEIGHTS", "weights")) / PRIOR_SOURCES[spec]["filename"]
+        if not path.is_file():
+            raise ValueError(f"prior {spec!r}: {path} does not exist (download it from {PRIOR_SOURCES[spec]['url']})")
+    elif not Path(spec).expanduser().exists():
+        raise ValueError(f"prior {spec!r} is neither 'embedded', a known name ({', '.join(PRIOR_SOURCES)}) "
+                         f"nor an existing file or directory")
 
 
 class DiffComSettings(BaseModel):
@@ -120,8 +138,7 @@ class DiffComMethod(JSCCMethod):
             raise ValueError(f"no embedded ADJSCC for CBR {point.cbr} (C={c}); embedded CBRs are 1/48 and 1/24")
         if config.jscc != "embedded" and not Path(config.jscc).expanduser().is_file():
             raise ValueError(f"JSCC weights {config.jscc} do not exist")
-        if config.prior == "embedded" and not EMBEDDED_PRIOR.is_file():
-            raise ValueError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist")
+        _check_prior(config.prior)
         from linksim.phy.chains import grid_info
 
         grid_info(point.link, point.num_symbols)

@@ -206,6 +206,15 @@ def test_methods_registered_and_prior_error(tmp_path):
     assert h.decode(h.channel(tx, torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)),
                     torch.Generator().manual_seed(3)).nfe == 5
     assert BlindDiffComConfig(kind="blind_diffcom").lr_h == 0.2
+    # static checks before any work: missing priors and non-OFDM blind links are one-line errors
+    from linksim.codecs.diffusion.method import BlindDiffComMethod
+
+    with pytest.raises(ValueError, match="no embedded diffusion prior"):
+        DiffComMethod.check(DiffComConfig(kind="diffcom", jscc="embedded"), point)
+    with pytest.raises(ValueError, match="neither 'embedded'"):
+        DiffComMethod.check(DiffComConfig(kind="diffcom", prior=str(tmp_path / "none.pt")), point)
+    with pytest.raises(ValueError, match="needs an OFDM channel"):
+        BlindDiffComMethod.check(BlindDiffComConfig(kind="blind_diffcom", prior=str(tmp_path)), point)
 
 
 class _TinyEps(nn.Module):
