@@ -71,7 +71,7 @@ class BlindDiffCom(DiffusionReceiver):
                 "batch": y.shape[0]}
 
     def init(self, ctx, generator):
-        return self._randn((ctx["batch"], 3, *self.image_shape), generator)
+        return self._randn((ctx["batch"], 3, *self.image_shape), generator, ctx["y"].device)
 
     def _sigma2(self, t: int) -> torch.Tensor:
         a = float(self._ac[t])
@@ -80,8 +80,8 @@ class BlindDiffCom(DiffusionReceiver):
     def init_aux(self, ctx, generator):
         # h_{T-1} ~ CN(0, σ²): real and imaginary parts N(0, σ²/2); stored as real [B, L, 2].
         sd = (self._sigma2(len(self._ac) - 1) / 2).sqrt()
-        z = self._randn((ctx["batch"], len(self.powers), 2), generator)
-        return {"h": z * sd[None, :, None]}
+        z = self._randn((ctx["batch"], len(self.powers), 2), generator, ctx["y"].device)
+        return {"h": z * sd.to(z.device)[None, :, None]}
 
     def _h0(self, h_t: torch.Tensor, t: int) -> torch.Tensor:
         a = float(self._ac[t])

@@ -86,7 +86,7 @@ class HiFiDiffCom(DiffusionReceiver):
     def init(self, ctx: dict, generator: torch.Generator) -> torch.Tensor:
         x_mse = ctx["x_mse"]
         a = float(self._ac[self.t_start])
-        eps = self._randn(x_mse.shape, generator)
+        eps = self._randn(x_mse.shape, generator, x_mse.device)
         return a**0.5 * (2 * x_mse - 1) + (1 - a) ** 0.5 * eps
 
     def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:

@@ -124,7 +124,7 @@ class DiffusionReceiver(Receiver):
     def init(self, ctx: dict, generator: torch.Generator) -> torch.Tensor:
         """``x`` at the first step (default: pure noise ``N(0, I)``)."""
         b = ctx["y"].shape[0]
-        return self._randn((b, 3, *self.image_shape), generator)
+        return self._randn((b, 3, *self.image_shape), generator, ctx["y"].device)
 
     def init_aux(self, ctx: dict, generator: torch.Generator) -> dict:
         """Auxiliary variables diffused alongside ``x`` (default: none)."""
