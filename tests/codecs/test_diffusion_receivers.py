@@ -273,3 +273,25 @@ def test_hifi_init_from_jscc_decode_and_autocast():
     out = [DiffCom(p, jscc, 10.0, (16, 16), num_steps=5, autocast=ac).decode(
         rx, generator=torch.Generator().manual_seed(1)).images for ac in (False, True)]
     assert not torch.equal(out[0], out[1]) and (out[0] - out[1]).abs().mean() < 0.05
+
+
+@pytest.mark.parametrize("cfg", [LinkConfig(kind="awgn"), LinkConfig(kind="ofdm", paths=4, cp=4, data_symbols=4)],
+                         ids=["awgn", "ofdm"])
+def test_guidance_through_embedded_adjscc(cfg):
+    """The project's trained ADJSCC (C=2, 32x32) as A over AWGN and OFDM (LMMSE estimate): 50
+    guided steps cut ‖y − A(x̂)‖ well below unguided sampling (measured 2.0 vs 6.2 on AWGN,
+    5.8/4.3 vs 9.2/7.9 on OFDM; the true image's residual, the noise, is 2.6 / 7.2, 5.8)."""
+    from linksim.codecs.jscc.adjscc import embedded_path, load_embedded
+
+    if not embedded_path("1/48").is_file():
+        pytest.skip("embedded ADJSCC C=2 not present")
+    jscc = load_embedded("1/48")
+    images = _images(2, 32, 3)
+    _, y, state, _ = _send(jscc, images, cfg, 10.0)
+    rx = RxSignal(y=y, state=state, tx_meta={"tx_scale": None})
+    res = {}
+    for zeta in (1.0, 0.0):
+        r = DiffCom(GaussianPrior(), jscc, 10.0, (32, 32), num_steps=50, zeta=zeta)
+        ctx = r.prepare(rx, state)
+        res[zeta] = r.measurement_residual(r.sample(ctx, torch.Generator().manual_seed(1)).x0, ctx)
+    assert (res[1.0] < 0.7 * res[0.0]).all(), res
