@@ -90,10 +90,15 @@ class HiFiDiffCom(DiffusionReceiver):
         return a**0.5 * (2 * x_mse - 1) + (1 - a) ** 0.5 * eps
 
     def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:
-        x_tx = self.encode(x0_hat)
+        tx_scale = ctx["tx_scale"]
+        if getattr(getattr(self.jscc, "config", None), "rescale_received", False):
+            # public-layout models decode rescaled symbols: use the normaliser of *this* x̂0
+            x_tx, tx_scale = self.jscc.encode((x0_hat + 1) / 2, self.csnr_db, return_scale=True)
+        else:
+            x_tx = self.encode(x0_hat)
         y_sim = ctx["state"].forward_operator(x_tx)
         meas = (ctx["y"] - y_sim).abs().square().sum(-1).sqrt()
         d = self.jscc.decode(y_sim, self.csnr_db, no_eff=ctx["no_eff"], image_size=self.image_shape,
-                             tx_scale=ctx["tx_scale"])
+                             tx_scale=tx_scale)
         cons = (ctx["x_mse"] - d).flatten(1).square().sum(-1).sqrt()
         return self.zeta * meas + self.gamma * cons
