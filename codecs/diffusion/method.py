@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from linksim.phy.multipath import pdp
 
 from ..base import Decoded, OperatingPoint, RxSignal
-from ..jscc.adjscc import ADJSCC, embedded_path
-from ..jscc.method import JSCCMethod, load_jscc
+from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
 from .blind import BlindDiffCom
 from .diffcom import DiffCom
 from .hifi import HiFiDiffCom
@@ -127,21 +126,8 @@ class DiffComMethod(JSCCMethod):
     @classmethod
     def check(cls, config, point: OperatingPoint) -> None:
         """As ``jscc`` (CBR = C/96, sides multiple of 4, grid fits) with ``config.jscc`` weights."""
-        if point.csnr_db is None or point.cbr is None or point.image_shape is None:
-            raise ValueError(f"{config.kind} needs csnr_db and cbr sweep axes and a data: section")
-        _ = point.num_symbols
-        h, w = point.image_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"ADJSCC downsamples by 4: image size {h}x{w} must be a multiple of 4")
-        c = ADJSCC.channels_for_cbr(point.cbr)
-        if config.jscc == "embedded" and not embedded_path(point.cbr).is_file():
-            raise ValueError(f"no embedded ADJSCC for CBR {point.cbr} (C={c}); embedded CBRs are 1/48 and 1/24")
-        if config.jscc != "embedded" and not Path(config.jscc).expanduser().is_file():
-            raise ValueError(f"JSCC weights {config.jscc} do not exist")
+        check_jscc_point(config.jscc, point, config.kind)
         _check_prior(config.prior)
-        from linksim.phy.chains import grid_info
-
-        grid_info(point.link, point.num_symbols)
 
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
         return self.receiver.decode(rx, rx.state, generator)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
 from .adjscc import ADJSCC, embedded_path, load_embedded, load_model
 
-__all__ = ["JSCCSettings", "JSCCMethod", "load_jscc"]
+__all__ = ["JSCCSettings", "JSCCMethod", "load_jscc", "check_jscc_point"]
 
 
 class JSCCSettings(BaseModel):
@@ -66,6 +66,30 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
     return net.eval()
 
 
+def check_jscc_point(model: str, point: OperatingPoint, kind: str) -> None:
+    """Static checks of any method built on an ADJSCC ``model`` at ``point`` (before any work).
+
+    CSNR, CBR and image shape are given; CBR = C/96 with existing weights (embedded for that CBR, or
+    the named file); image sides are multiples of 4; ``N`` fits the OFDM grid.
+
+    :raises ValueError: one line naming what is wrong
+    """
+    if point.csnr_db is None or point.cbr is None or point.image_shape is None:
+        raise ValueError(f"{kind} needs csnr_db and cbr sweep axes and a data: section")
+    _ = point.num_symbols
+    h, w = point.image_shape
+    if h % 4 or w % 4:
+        raise ValueError(f"ADJSCC downsamples by 4: image size {h}x{w} must be a multiple of 4")
+    c = ADJSCC.channels_for_cbr(point.cbr)
+    if model == "embedded" and not embedded_path(point.cbr).is_file():
+        raise ValueError(f"no embedded ADJSCC for CBR {point.cbr} (C={c}); embedded CBRs are 1/48 and 1/24")
+    if model != "embedded" and not Path(model).expanduser().is_file():
+        raise ValueError(f"JSCC weights {model} do not exist")
+    from linksim.phy.chains import grid_info
+
+    grid_info(point.link, point.num_symbols)
+
+
 class JSCCMethod(ImageMethod):
     """``kind: jscc``: DeepJSCC (ADJSCC) over the scenario's analog chain.
 
@@ -87,19 +111,7 @@ class JSCCMethod(ImageMethod):
     def check(cls, config, point: OperatingPoint) -> None:
         """CBR = C/96 with an existing model, image sides multiples of 4, and the OFDM grid fits."""
         super().check(config, point)
-        if point.csnr_db is None or point.cbr is None or point.image_shape is None:
-            raise ValueError("jscc needs csnr_db and cbr sweep axes and a data: section")
-        h, w = point.image_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"ADJSCC downsamples by 4: image size {h}x{w} must be a multiple of 4")
-        c = ADJSCC.channels_for_cbr(point.cbr)
-        if config.model == "embedded" and not embedded_path(point.cbr).is_file():
-            raise ValueError(f"no embedded ADJSCC for CBR {point.cbr} (C={c}); embedded CBRs are 1/48 and 1/24")
-        if config.model != "embedded" and not Path(config.model).expanduser().is_file():
-            raise ValueError(f"JSCC weights {config.model} do not exist")
-        from linksim.phy.chains import grid_info
-
-        grid_info(point.link, point.num_symbols)
+        check_jscc_point(config.model, point, "jscc")
 
     def grid(self):
         from linksim.phy.chains import grid_info
