@@ -228,6 +228,28 @@ def train_jscc(
         _fail(LinksimError(f"{config}: {err}"))
 
 
+@train_app.command("prior")
+def train_prior(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/prior_embedded.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train the small DDPM image prior: checkpoints + resume, EMA sample grids, loss curve, diffusers export."""
+    import pydantic
+
+    from linksim.codecs.diffusion.training import train_prior as _train
+
+    try:
+        _train(config, output, resume=resume, stop_at=stop_at)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        _fail(LinksimError(f"{config}: {key}: {first['msg']}"))
+    except (FileNotFoundError, ValueError) as err:
+        _fail(LinksimError(f"{config}: {err}"))
+
+
 @app.command()
 def weights() -> None:
     """Known weight files: where they are, or where to put them."""
