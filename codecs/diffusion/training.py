@@ -34,8 +34,12 @@ from .prior import Prior
 __all__ = [
     "TrainPriorConfig", "PriorDataConfig", "UNetConfig", "ScheduleConfig", "PriorOptimConfig", "SampleConfig",
     "PriorTrainResult", "load_prior_train_config", "build_unet", "scheduler_config", "train_prior",
-    "export_prior", "sample_images",
+    "export_prior", "export_run", "sample_images", "EMBEDDED_PRIOR_DIR",
 ]
+
+#: Where a finished, inspected run is exported for ``prior: embedded`` (a diffusers directory;
+#: see :func:`export_run`). Nothing is shipped there until a real (GPU) run exists.
+EMBEDDED_PRIOR_DIR = Path(__file__).parent / "embedded" / "ddpm"
 
 
 class _Strict(BaseModel):
@@ -342,9 +346,25 @@ def _train(cfg: TrainPriorConfig, output_dir, resume: bool, progress: bool, stop
     grid(samples_png)
     loss_png = out / "loss.png"
     _plot_loss(losses, loss_png, f"{cfg.name}: eps-MSE (UNet {cfg.model.block_out_channels}, crop {cfg.data.crop})")
-    export_dir = export_prior(ema, sched, out / "ddpm", cfg.export_dtype, extra={
-        "trained_steps": step, "batch_size": cfg.batch_size, "final_loss_mean_100": sum(losses[-100:]) / len(losses[-100:]),
-        "train_config": cfg.model_dump(mode="json"),
-    })
+    export_dir = export_run(out, out / "ddpm")  # from the final checkpoint just written
     return PriorTrainResult(export_dir=export_dir, loss_png=loss_png, samples_png=samples_png, steps=step,
                             final_loss=losses[-1] if losses else float("nan"), seconds=time.time() - t0)
+
+
+def export_run(run_dir: str | Path, dest: str | Path | None = None) -> Path:
+    """Export the EMA weights of a run's latest ``checkpoint.pt`` (finished or stopped early).
+
+    :param run_dir: a :func:`train_prior` run folder (``config.yaml`` + ``checkpoint.pt``)
+    :param dest: target directory (default :data:`EMBEDDED_PRIOR_DIR`)
+    :return: the diffusers directory written by :func:`export_prior`
+    """
+    run_dir = Path(run_dir)
+    cfg = load_prior_train_config(run_dir / "config.yaml")
+    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ema = build_unet(cfg.model, cfg.data.crop)
+    ema.load_state_dict(ck["ema"])
+    losses = ck["losses"][-100:]
+    return export_prior(ema.eval(), scheduler_config(cfg.schedule), dest or EMBEDDED_PRIOR_DIR, cfg.export_dtype, extra={
+        "trained_steps": int(ck["step"]), "batch_size": cfg.batch_size,
+        "final_loss_mean_100": sum(losses) / max(len(losses), 1), "train_config": cfg.model_dump(mode="json"),
+    })

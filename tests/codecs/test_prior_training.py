@@ -19,6 +19,7 @@ from linksim.codecs.diffusion.training import (
     TrainPriorConfig,
     UNetConfig,
     build_unet,
+    export_run,
     load_prior_train_config,
     train_prior,
 )
@@ -101,6 +102,17 @@ def test_export_loads_and_matches_ema(full_run):
     assert torch.allclose(got, ref16, atol=1e-5, rtol=0), (got - ref16).abs().max()
     # fp16 storage changes the output by far less than its scale (~1)
     assert (got - ref).abs().max() < 1e-2
+
+
+def test_export_run_from_checkpoint(full_run, tmp_path):
+    from safetensors.torch import load_file
+
+    res, _ = full_run
+    dest = export_run(res.export_dir.parent, tmp_path / "ddpm")
+    name = "diffusion_pytorch_model.safetensors"
+    a, b = load_file(dest / name), load_file(res.export_dir / name)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == torch.float16 for k in a)
+    assert (dest / "scheduler_config.json").read_text() == (res.export_dir / "scheduler_config.json").read_text()
 
 
 def test_cli_train_prior(tmp_path, capsys):
