@@ -26,6 +26,11 @@ from torch import Tensor, nn
 
 from .adm_unet import ADMUNet
 from .prior import Prior
+
+#: The project's own prior for ``prior: embedded``: a diffusers directory (``UNet2DModel`` +
+#: scheduler config) written by :func:`linksim.codecs.diffusion.training.export_run`. Nothing is
+#: shipped there until a real (GPU) training run exists.
+EMBEDDED_PRIOR_DIR = Path(__file__).parent / "embedded" / "ddpm"
 from .schedules import cosine_betas, linear_betas
 
 __all__ = ["PRIOR_CONFIGS", "PRIOR_SOURCES", "load_prior", "load_adm_prior", "load_diffusers_prior"]

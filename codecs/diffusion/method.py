@@ -21,12 +21,14 @@ from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
 from .blind import BlindDiffCom
 from .diffcom import DiffCom
 from .hifi import HiFiDiffCom
+from .loaders import EMBEDDED_PRIOR_DIR
 
 __all__ = ["EMBEDDED_PRIOR", "load_prior", "DiffComSettings", "HiFiDiffComSettings", "BlindDiffComSettings",
            "DiffComMethod", "HiFiDiffComMethod", "BlindDiffComMethod"]
 
 #: where the project's embedded pixel-space DDPM will live (not trained yet)
-EMBEDDED_PRIOR = Path(__file__).parent / "embedded" / "ddpm.safetensors"
+#: ``prior: embedded`` (see :data:`linksim.codecs.diffusion.loaders.EMBEDDED_PRIOR_DIR`)
+EMBEDDED_PRIOR = EMBEDDED_PRIOR_DIR
 
 
 def load_prior(spec: str, device: str | torch.device = "cpu"):
@@ -37,7 +39,7 @@ def load_prior(spec: str, device: str | torch.device = "cpu"):
 
     :raises FileNotFoundError: ``embedded`` while no embedded prior is shipped (names the file)
     """
-    if spec == "embedded" and not EMBEDDED_PRIOR.is_file():
+    if spec == "embedded" and not EMBEDDED_PRIOR.is_dir():
         raise FileNotFoundError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist "
                                 f"(give prior: a checkpoint path or a known model name)")
     from .loaders import load_prior as _load
@@ -50,7 +52,7 @@ def _check_prior(spec: str) -> None:
     from .loaders import PRIOR_SOURCES
 
     if spec == "embedded":
-        if not EMBEDDED_PRIOR.is_file():
+        if not EMBEDDED_PRIOR.is_dir():
             raise ValueError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist")
     elif spec in PRIOR_SOURCES:
         # the directory loaders.load_prior looks in for published names

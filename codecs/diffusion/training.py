@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss, _resize, _resolve_device, _save_checkpoint
-from .loaders import DiffusersUNet, _betas_from_scheduler_config
+from .loaders import EMBEDDED_PRIOR_DIR, DiffusersUNet, _betas_from_scheduler_config
 from .prior import Prior
 
 __all__ = [
@@ -37,9 +37,6 @@ __all__ = [
     "export_prior", "export_run", "sample_images", "EMBEDDED_PRIOR_DIR",
 ]
 
-#: Where a finished, inspected run is exported for ``prior: embedded`` (a diffusers directory;
-#: see :func:`export_run`). Nothing is shipped there until a real (GPU) run exists.
-EMBEDDED_PRIOR_DIR = Path(__file__).parent / "embedded" / "ddpm"
 
 
 class _Strict(BaseModel):

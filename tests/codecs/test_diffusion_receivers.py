@@ -190,7 +190,7 @@ def test_methods_registered_and_prior_error(tmp_path):
 
     for kind in ("diffcom", "hifi_diffcom", "blind_diffcom"):
         assert kind in METHODS
-    with pytest.raises(FileNotFoundError, match="ddpm.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"embedded/ddpm does not exist"):
         load_prior("embedded")
     assert not EMBEDDED_PRIOR.is_file()
     point = OperatingPoint(csnr_db=10.0, cbr=Fraction(1, 48), link=LinkConfig(kind="awgn"), image_shape=(16, 16))

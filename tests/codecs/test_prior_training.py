@@ -104,6 +104,18 @@ def test_export_loads_and_matches_ema(full_run):
     assert (got - ref).abs().max() < 1e-2
 
 
+def test_export_is_what_prior_embedded_loads(full_run, monkeypatch):
+    """An exported run placed where ``prior: embedded`` looks is what the receivers load."""
+    from linksim.codecs.diffusion import method
+
+    res, _ = full_run
+    monkeypatch.setattr(method, "EMBEDDED_PRIOR", res.export_dir)
+    prior = method.load_prior("embedded")
+    x, t = torch.zeros(1, 3, 8, 8), torch.tensor([10])
+    with torch.no_grad():
+        assert torch.equal(prior.eps(x, t), load_prior(res.export_dir).eps(x, t))
+
+
 def test_export_run_from_checkpoint(full_run, tmp_path):
     from safetensors.torch import load_file
 
