@@ -206,6 +206,20 @@ def list_cmd() -> None:
     Console(width=140).print(table)
 
 
+def _run_training(train, config: Path, output, resume: bool, stop_at) -> None:
+    """Call ``train(config, output, resume=, stop_at=)``; config errors become one line, exit 2."""
+    import pydantic
+
+    try:
+        train(config, output, resume=resume, stop_at=stop_at)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        _fail(LinksimError(f"{config}: {key}: {first['msg']}"))
+    except (FileNotFoundError, ValueError) as err:
+        _fail(LinksimError(f"{config}: {err}"))
+
+
 @train_app.command("jscc")
 def train_jscc(
     config: Path = typer.Argument(..., help="training config YAML (e.g. configs/jscc_embedded_c2.yaml)"),
@@ -214,18 +228,9 @@ def train_jscc(
     stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
 ) -> None:
     """Train an ADJSCC (DeepJSCC) model: checkpoints + resume, loss curve, PSNR-vs-CSNR table, safetensors."""
-    import pydantic
-
     from linksim.codecs.jscc.training import train_jscc as _train
 
-    try:
-        _train(config, output, resume=resume, stop_at=stop_at)
-    except pydantic.ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        _fail(LinksimError(f"{config}: {key}: {first['msg']}"))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(LinksimError(f"{config}: {err}"))
+    _run_training(_train, config, output, resume, stop_at)
 
 
 @train_app.command("prior")
@@ -236,18 +241,9 @@ def train_prior(
     stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
 ) -> None:
     """Train the small DDPM image prior: checkpoints + resume, EMA sample grids, loss curve, diffusers export."""
-    import pydantic
-
     from linksim.codecs.diffusion.training import train_prior as _train
 
-    try:
-        _train(config, output, resume=resume, stop_at=stop_at)
-    except pydantic.ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        _fail(LinksimError(f"{config}: {key}: {first['msg']}"))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(LinksimError(f"{config}: {err}"))
+    _run_training(_train, config, output, resume, stop_at)
 
 
 @app.command()

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..configs import load_config
 from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss, _resize, _resolve_device, _save_checkpoint
 from .loaders import EMBEDDED_PRIOR_DIR, DiffusersUNet, _betas_from_scheduler_config
 from .prior import Prior
@@ -131,16 +132,7 @@ class TrainPriorConfig(_Strict):
 
 def load_prior_train_config(config) -> TrainPriorConfig:
     """A config from a YAML path, a dict or a :class:`TrainPriorConfig` (validated, strict)."""
-    if isinstance(config, TrainPriorConfig):
-        return config
-    if isinstance(config, (str, Path)):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise TypeError(f"config must be a path, dict or TrainPriorConfig; got {type(config).__name__}")
-    return TrainPriorConfig.model_validate(config)
+    return load_config(TrainPriorConfig, config)
 
 
 def build_unet(cfg: UNetConfig, sample_size: int):

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..configs import load_config
 from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, save_model
 
 __all__ = [
@@ -128,16 +129,7 @@ class TrainJSCCConfig(_Strict):
 
 def load_train_config(config) -> TrainJSCCConfig:
     """A config from a YAML path, a dict or a :class:`TrainJSCCConfig` (validated, strict)."""
-    if isinstance(config, TrainJSCCConfig):
-        return config
-    if isinstance(config, (str, Path)):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config not found: {path}")
-        config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise TypeError(f"config must be a path, dict or TrainJSCCConfig; got {type(config).__name__}")
-    return TrainJSCCConfig.model_validate(config)
+    return load_config(TrainJSCCConfig, config)
 
 
 # ---- data ----------------------------------------------------------------------------------------
