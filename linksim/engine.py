@@ -23,7 +23,6 @@ columns like any metric. The engine does not know what a method does: :func:`sim
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from typing import Any, Callable, Sequence
 import simpy
 
 from linksim.errors import LinksimError
+from linksim.sweep import sub_seed
 
 __all__ = [
     "Message",
@@ -99,12 +99,6 @@ class Message:
     def deadline_missed(self) -> bool | None:
         """``latency_s > deadline_s`` (``None`` without a deadline)."""
         return None if self.deadline_s is None else bool(self.latency_s > self.deadline_s)
-
-
-def sub_seed(seed: int, *parts: Any) -> int:
-    """A 63-bit seed for a named sub-stream of ``seed`` (``sub_seed(s, "noise", 3)``)."""
-    text = "|".join(map(str, (seed, *parts)))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 def arrival_times(traffic, num: int, seed: int) -> list[float]:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from linksim.errors import LinksimError
 
-__all__ = ["SweepPoint", "Job", "expand", "point_seed", "check_points", "run_jobs", "format_value"]
+__all__ = ["SweepPoint", "Job", "expand", "point_seed", "sub_seed", "check_points", "run_jobs", "format_value"]
 
 
 def format_value(value: Any) -> str:
@@ -44,8 +44,13 @@ def point_seed(scenario_seed: int, key: str) -> int:
     >>> point_seed(0, "csnr_db=10") == point_seed(0, "csnr_db=10")
     True
     """
-    digest = hashlib.sha256(f"{int(scenario_seed)}|{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return sub_seed(int(scenario_seed), key)
+
+
+def sub_seed(seed: int, *parts: Any) -> int:
+    """A 63-bit seed for a named sub-stream of ``seed``: ``sha256("<seed>|<part>|...")`` (``sub_seed(s, "noise", 3)``)."""
+    text = "|".join(map(str, (seed, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
