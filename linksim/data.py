@@ -71,7 +71,7 @@ class ImageSet:
 
 def load_images(source: Any = "embedded", folder: str | Path | None = None,
                 size: int | Sequence[int] = 64, limit: int | None = None,
-                on_error: str = "raise") -> ImageSet:
+                on_error: str = "raise", names: Sequence[str] | None = None) -> ImageSet:
     """Load, resize and centre-crop images.
 
     :param source: ``"embedded"`` or ``"folder"``; or a config object with attributes
@@ -81,6 +81,8 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
     :param size: output side [pixels] (int) or ``[H, W]``
     :param limit: keep the first ``limit`` images (``None``: all)
     :param on_error: ``"raise"`` (default) or ``"skip"`` for unreadable/unusable files
+    :param names: keep only these images, in this order (embedded names, or file stems for a
+        folder; ``limit`` applies afterwards) — e.g. the photos the embedded models never saw
     :output images: :class:`ImageSet` with ``images`` ``[B, 3, H, W]`` float32 in [0, 1]
 
     >>> load_images("embedded", size=32, limit=2).images.shape
@@ -93,6 +95,7 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
         size = getattr(cfg, "size", size)
         limit = getattr(cfg, "limit", limit)
         on_error = getattr(cfg, "on_error", on_error)
+        names = getattr(cfg, "names", names)
     out_h, out_w = _parse_size(size)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError("data.limit", f"must be a positive integer or null, got {limit!r}")
@@ -105,10 +108,12 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
         items = [(n, p, functools.partial(_read_file, p)) for n, p in _folder_files(folder)]
     else:
         raise DataError("data.source", f"must be 'embedded' or 'folder', got {source!r}")
+    if names is not None:
+        items = _select(items, list(names), source)
 
-    images, names = [], []
+    images, kept = [], []
     for name, path, read in items:
-        if limit is not None and len(names) >= limit:
+        if limit is not None and len(kept) >= limit:
             break
         try:
             arr = read()
@@ -122,10 +127,22 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
                 continue
             raise DataError(path, msg) from None
         images.append(resize_center_crop(_to_tensor(arr), out_h, out_w))
-        names.append(name)
+        kept.append(name)
     if not images:
         raise DataError(folder if source == "folder" else "embedded", "no usable images")
-    return ImageSet(torch.stack(images), names)
+    return ImageSet(torch.stack(images), kept)
+
+
+def _select(items: list, names: list[str], source: str) -> list:
+    """``items`` (``(name, path, reader)``) restricted to ``names``, in that order."""
+    by_name = {item[0]: item for item in items}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        have = ", ".join(sorted(by_name)) if source == "embedded" else f"{len(by_name)} files"
+        raise DataError("data.names", f"unknown image name(s) {unknown}; available: {have}")
+    if len(set(names)) != len(names):
+        raise DataError("data.names", f"names repeat: {names}")
+    return [by_name[n] for n in names]
 
 
 def resize_center_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:

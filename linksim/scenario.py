@@ -86,6 +86,7 @@ class DataConfig(_Strict):
     folder: Path | None = None
     size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
     limit: PositiveInt | None = 8
+    names: list[str] | None = None  # pick images by name (embedded names or file stems), in order
     on_error: Literal["raise", "skip"] = "raise"
 
     @property
@@ -252,6 +253,7 @@ class Scenario(_Strict):
         for i, n in enumerate(names):
             if names.index(n) != i:
                 raise _KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
+        self._resolve_jscc_references()
         if "cbr" in self.sweep and self.data is None:
             raise _KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:
@@ -261,6 +263,15 @@ class Scenario(_Strict):
                 if not any(key in CHANNELS.config(k).model_fields for k in kinds if k in CHANNELS):
                     raise _KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
         return self
+
+    def _resolve_jscc_references(self) -> None:
+        """``jscc: <name of a kind: jscc method>`` (DESIGN.md §4) -> that method's ``model``, so a
+        diffusion receiver runs on the very encoder the DeepJSCC baseline uses."""
+        jscc_models = {m.name: m.model for m in self.methods if m.kind == "jscc"}
+        for i, m in enumerate(self.methods):
+            ref = getattr(m, "jscc", None)
+            if m.kind != "jscc" and ref in jscc_models:
+                self.methods[i] = m.model_copy(update={"jscc": jscc_models[ref]})
 
     @property
     def output_dir(self) -> Path:

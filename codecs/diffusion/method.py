@@ -67,7 +67,8 @@ def _check_prior(spec: str) -> None:
 class DiffComSettings(BaseModel):
     """Settings of ``kind: diffcom`` (strict).
 
-    :param jscc: ADJSCC weights, as ``kind: jscc``'s ``model`` (``embedded`` = per CBR)
+    :param jscc: ADJSCC weights, as ``kind: jscc``'s ``model`` (``embedded`` = per CBR), or the name of
+        a ``kind: jscc`` method of the same scenario (its ``model`` is used)
     :param prior: ``embedded``, a checkpoint path or a model name (:func:`load_prior`)
     :param num_steps: strided reverse steps (``None`` = all ``T``)
     :param zeta: ζ, weight of ``‖y − A(x̂0)‖₂``

@@ -45,6 +45,17 @@ class TestEmbedded:
 
         assert load_images(Cfg()).images.shape == (2, 3, 16, 16)
 
+    def test_names_select_in_order(self):
+        all_ = load_images("embedded", size=16)
+        s = load_images("embedded", size=16, names=["chelsea", "coffee"])
+        assert s.names == ["chelsea", "coffee"]
+        assert torch.equal(s.images[0], all_.images[all_.names.index("chelsea")])
+        assert load_images("embedded", size=16, names=["chelsea", "coffee"], limit=1).names == ["chelsea"]
+        with pytest.raises(DataError, match=r"data.names.*\['cat'\].*astronaut"):
+            load_images("embedded", size=16, names=["coffee", "cat"])
+        with pytest.raises(DataError, match="repeat"):
+            load_images("embedded", size=16, names=["coffee", "coffee"])
+
     @pytest.mark.parametrize("kw,match", [({"size": 0}, "data.size"), ({"size": [3]}, "data.size"),
                                           ({"limit": 0}, "data.limit"), ({"source": "web"}, "data.source"),
                                           ({"on_error": "ignore"}, "on_error")])

@@ -123,6 +123,16 @@ def test_method_names_unique():
         scenario_from_dict(raw)
 
 
+def test_diffusion_receiver_names_its_jscc_method():
+    # DESIGN §4: ``jscc: deepjscc`` = the weights of the kind: jscc method called deepjscc
+    raw = _with(IMG, "methods", [{"name": "deepjscc", "kind": "jscc", "model": "some/weights.safetensors"},
+                                 {"name": "hifi", "kind": "hifi_diffcom", "jscc": "deepjscc"},
+                                 {"name": "dc", "kind": "diffcom", "jscc": "embedded"}])
+    scn = scenario_from_dict(raw, check_points=False)  # the weights file does not exist
+    assert scn.methods[1].jscc == "some/weights.safetensors" and scn.methods[1].kind == "hifi_diffcom"
+    assert scn.methods[2].jscc == "embedded"
+
+
 @pytest.mark.parametrize("name", ["quickstart", "phy_awgn_qam", "phy_ldpc_ofdm"])
 def test_shipped_scenarios_validate(name, capsys):
     assert main(["validate", str(REPO / "scenarios" / f"{name}.yaml")]) == 0
