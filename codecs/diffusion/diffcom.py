@@ -1,7 +1,9 @@
 """DiffCom: diffusion posterior sampling guided by the received symbols (ζ=1, lr=1 published).
 
 ``loss = ζ·‖y − A(x̂0)‖₂`` per image (not squared), ``A`` = JSCC encoder -> chain's noise-free
-forward operator with the *estimated* channel; the loop starts from noise at ``t = T−1``.
+forward operator with the *estimated* channel; the loop starts from noise at ``t = T−1``. On
+equalised links the residual is MMSE-bias weighted by default (``measurement``, see
+:class:`~linksim.codecs.diffusion.sampler.DiffusionReceiver`).
 """
 
 from __future__ import annotations
@@ -18,5 +20,4 @@ class DiffCom(DiffusionReceiver):
     parameters (``zeta=1``, ``lr=1`` defaults, ``num_steps=None`` = all ``T`` steps)."""
 
     def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:
-        y_sim = ctx["state"].forward_operator(self.encode(x0_hat))
-        return self.zeta * (ctx["y"] - y_sim).abs().square().sum(-1).sqrt()
+        return self.zeta * self.residual_norm(ctx["state"].forward_operator(self.encode(x0_hat)), ctx)

@@ -97,7 +97,7 @@ class HiFiDiffCom(DiffusionReceiver):
         else:
             x_tx = self.encode(x0_hat)
         y_sim = ctx["state"].forward_operator(x_tx)
-        meas = (ctx["y"] - y_sim).abs().square().sum(-1).sqrt()
+        meas = self.residual_norm(y_sim, ctx)
         d = self.jscc.decode(y_sim, self.csnr_db, no_eff=ctx["no_eff"], image_size=self.image_shape,
                              tx_scale=tx_scale)
         cons = (ctx["x_mse"] - d).flatten(1).square().sum(-1).sqrt()

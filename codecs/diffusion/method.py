@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import torch
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from linksim.phy.multipath import pdp
@@ -74,6 +76,8 @@ class DiffComSettings(BaseModel):
     :param zeta: ζ, weight of ``‖y − A(x̂0)‖₂``
     :param lr: guidance step size
     :param autocast: run the prior in reduced precision
+    :param measurement: ``biased_mmse`` (default: residuals of equalised symbols weighted by the
+        MMSE bias ``1/(1 + no_eff)``, as the reference code's biased MMSE output) or ``unbiased``
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -84,6 +88,7 @@ class DiffComSettings(BaseModel):
     zeta: float = 1.0
     lr: float = 1.0
     autocast: bool = False
+    measurement: Literal["biased_mmse", "unbiased"] = "biased_mmse"
 
 
 class HiFiDiffComSettings(DiffComSettings):
@@ -96,9 +101,11 @@ class HiFiDiffComSettings(DiffComSettings):
 
 
 class BlindDiffComSettings(DiffComSettings):
-    """``kind: blind_diffcom``: ``lr`` is the initial ``lr_x`` (-> 0), ``lr_h`` the taps' (-> 0)."""
+    """``kind: blind_diffcom``: ``lr`` is the initial ``lr_x`` (-> 0), ``lr_h`` the taps' (-> 0);
+    the received grid is used as it is (no equaliser), so ``measurement`` can only be ``none``."""
 
     lr_h: float = 0.2
+    measurement: Literal["none"] = "none"
 
 
 class DiffComMethod(JSCCMethod):
@@ -124,7 +131,7 @@ class DiffComMethod(JSCCMethod):
     def build_receiver(self):
         c, p = self.config, self.point
         return DiffCom(self.prior, self.model, p.csnr_db, p.image_shape, num_steps=c.num_steps, zeta=c.zeta,
-                       lr=c.lr, autocast=c.autocast)
+                       lr=c.lr, autocast=c.autocast, measurement=c.measurement)
 
     @classmethod
     def check(cls, config, point: OperatingPoint) -> None:
@@ -142,7 +149,8 @@ class HiFiDiffComMethod(DiffComMethod):
     def build_receiver(self):
         c, p = self.config, self.point
         return HiFiDiffCom(self.prior, self.model, p.csnr_db, p.cbr, p.image_shape, zeta=c.zeta, gamma=c.gamma,
-                           lr=c.lr, kappa=c.kappa, step_scale=c.step_scale, autocast=c.autocast)
+                           lr=c.lr, kappa=c.kappa, step_scale=c.step_scale, autocast=c.autocast,
+                           measurement=c.measurement)
 
 
 class BlindDiffComMethod(DiffComMethod):

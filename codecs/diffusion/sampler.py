@@ -87,10 +87,21 @@ class DiffusionReceiver(Receiver):
     :param lr: guidance step size (constant; subclasses may schedule it)
     :param autocast: run the prior under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA)
     :param record_metrics: keep the per-step loss in :attr:`SampleResult.trace` (off: no cost)
+    :param measurement: how the equalised residual ``y − A(x̂0)`` is weighted per symbol.
+        ``"biased_mmse"`` (default, what the reference code measures): on equalised (fading)
+        links the residual of symbol ``k`` is scaled by the MMSE bias ``b_k = 1/(1 + no_eff_k)``,
+        i.e. the loss compares *biased* MMSE outputs ``b·y`` and ``b·A(x̂0)``; deep fades, whose
+        unbiased outputs are mostly noise, then barely pull the sample. With one antenna the
+        unbiased output makes ``A(x; ĥ)`` the encoder alone and every symbol counts equally.
+        AWGN links have no equaliser: weight 1 either way. ``"unbiased"``: weight 1 everywhere.
     """
 
     def __init__(self, prior, jscc, csnr_db: float, image_shape, *, num_steps: int | None = None,
-                 zeta: float = 1.0, lr: float = 1.0, autocast: bool = False, record_metrics: bool = False):
+                 zeta: float = 1.0, lr: float = 1.0, autocast: bool = False, record_metrics: bool = False,
+                 measurement: str = "biased_mmse"):
+        if measurement not in ("biased_mmse", "unbiased"):
+            raise ValueError(f"measurement must be 'biased_mmse' or 'unbiased'; got {measurement!r}")
+        self.measurement = measurement
         self.prior = prior
         self.jscc = jscc
         self.csnr_db = float(csnr_db)
@@ -115,6 +126,7 @@ class DiffusionReceiver(Receiver):
         """The measurement context: ``y`` ``[B, N]``, ``state``, ``no_eff``, ``tx_scale``, ``x_mse``."""
         ctx = {"y": rx.y, "state": state, "no_eff": getattr(state, "no_eff", None),
                "tx_scale": rx.tx_meta.get("tx_scale")}
+        ctx["weight"] = self.residual_weight(state, ctx["no_eff"], rx.y)
         if self.jscc is not None:
             with torch.no_grad():
                 ctx["x_mse"] = self.jscc.decode(rx.y, self.csnr_db, no_eff=ctx["no_eff"], image_size=self.image_shape,
@@ -147,12 +159,29 @@ class DiffusionReceiver(Receiver):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
+    def residual_weight(self, state, no_eff: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor | None:
+        """Per-symbol weight ``[B, N]`` of the residual (``None`` = 1); see ``measurement``."""
+        if self.measurement == "unbiased" or no_eff is None:
+            return None
+        link = getattr(state, "link", None)
+        if getattr(getattr(link, "cfg", None), "kind", None) == "awgn":
+            return None
+        return (1.0 / (1.0 + no_eff.real.float())).to(y.device).expand(y.shape)
+
+    def residual_norm(self, y_sim: torch.Tensor, ctx: dict) -> torch.Tensor:
+        """``‖w ⊙ (y − y_sim)‖₂`` per image ``[B]`` (``w`` from :meth:`residual_weight`)."""
+        r = ctx["y"] - y_sim
+        if ctx.get("weight") is not None:
+            r = r * ctx["weight"]
+        return r.abs().square().flatten(1).sum(-1).sqrt()
+
     def encode(self, x0_hat: torch.Tensor) -> torch.Tensor:
         """``A``'s first half: the frozen JSCC encoder on ``(x̂0 + 1)/2`` -> ``[B, N]`` complex."""
         return self.jscc.encode((x0_hat + 1) / 2, self.csnr_db)
 
     def measurement_residual(self, x0: torch.Tensor, ctx: dict) -> torch.Tensor:
-        """``‖y − A(x0)‖₂`` per image ``[B]`` (evaluation; no gradient)."""
+        """``‖y − A(x0)‖₂`` per image ``[B]`` (evaluation; no gradient; never weighted, so that
+        receivers and weightings compare on one scale)."""
         with torch.no_grad():
             return (ctx["y"] - ctx["state"].forward_operator(self.encode(x0))).abs().square().sum(-1).sqrt()
 
