@@ -1,14 +1,55 @@
-"""Loading the strict pydantic configs of our own files (training configs)."""
+"""The strict pydantic configs of our own files (training configs): base models and the loader.
+
+Both trainings (``codecs/jscc/training.py``, ``codecs/diffusion/training.py``) describe a run with
+the fields of :class:`TrainRunConfig`; each subclass only changes defaults and adds its sections.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["StrictModel", "TrainRunConfig", "Count", "load_config"]
 
 M = TypeVar("M", bound=BaseModel)
+#: an integer >= 1; a subclass overriding a default writes ``steps: Count = 50000`` and keeps the bound
+Count = Annotated[int, Field(ge=1)]
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainRunConfig(StrictModel):
+    """The run fields every training config has (top level of ``configs/<training>_*.yaml``).
+
+    Subclasses override defaults only (``steps: Count = 50000``), keeping types and bounds.
+
+    :param name: run name (default output folder ``runs/<name>``)
+    :param seed: seeds the parameter init and the data / noise generators
+    :param steps: optimiser steps of the whole run
+    :param batch_size: images (crops) per step
+    :param checkpoint_every: steps between checkpoints (a killed run loses at most this many)
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``
+    :param amp: bf16 autocast on CUDA (never on CPU: slower there, and runs would not resume bit-exactly)
+    :param num_threads: torch intra-op threads during the run (``None`` or 0: leave as is)
+    :param output: default output folder (the CLI's ``--output`` overrides it)
+    """
+
+    name: str = "run"
+    seed: int = 0
+    steps: Count = 1000
+    batch_size: Count = 32
+    checkpoint_every: Count = 100
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    num_threads: int | None = None
+    output: str | None = None
 
 
 def load_config(model: type[M], config) -> M:

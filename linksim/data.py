@@ -3,12 +3,9 @@
 ``load_images`` returns an :class:`ImageSet`: a float32 tensor ``[B, 3, H, W]`` (RGB, [0, 1]) and
 one name per image, in a deterministic order.
 
-**Embedded corpus** (``source="embedded"``): the colour photographs that ship inside
-scikit-image's ``skimage.data`` (no download), all free of copyright restrictions according to
-skimage's docstrings: ``astronaut`` (NASA, public domain), ``coffee`` (CC0, Rachel Michetti),
-``chelsea`` (CC0, Stefan van der Walt), ``rocket`` (SpaceX, public domain),
-``hubble_deep_field`` (NASA, public domain), ``immunohistochemistry`` (no known restrictions),
-``retina`` (CC0).
+**Embedded corpus** (``source="embedded"``): the seven colour photographs of
+:data:`EMBEDDED_IMAGES`, shipped inside scikit-image's ``skimage.data`` (no download) and free of
+copyright restrictions (sources and licences: :mod:`linksim.codecs.images`).
 
 **Folder** (``source="folder"``): ``*.png, *.jpg, *.jpeg, *.bmp`` (any case), searched
 recursively, sorted by relative path. Names are the relative paths without extension, with ``/``
@@ -16,6 +13,8 @@ replaced by ``__`` (the extension is kept when two files would share a name).
 
 **Preprocessing**: the short side is resized to fit ``size`` (antialiased bicubic, torch), then
 the centre is cropped. ``size`` is an int (square) or ``[H, W]``.
+Reading, conversions and resizing are :mod:`linksim.codecs.images` (shared with the trainings,
+which may not import the engine); this module adds the engine's policy: checks, names, errors.
 Grayscale images are replicated to RGB; an alpha channel (RGBA, LA, palette transparency) is
 composited on white; 16-bit images are scaled to 8 bits. Odd sizes are fine (codecs that need
 even or block-multiple sizes pad and crop back). Source images whose short side is below
@@ -34,19 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .codecs.images import (EMBEDDED_IMAGES, IMAGE_SUFFIXES, embedded_array, folder_files, read_file,
+                            resize_center_crop, to_tensor)
 from .errors import DataError
 
-#: skimage.data functions of the embedded corpus, in the order they are returned
-EMBEDDED_IMAGES: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-    "retina",
-)
-#: file suffixes read from a folder (compared in lower case)
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
+__all__ = [
+    "ImageSet", "load_images", "resize_center_crop", "EMBEDDED_IMAGES", "IMAGE_SUFFIXES", "MIN_SOURCE_SIDE",
+]
+
 #: smallest short side [pixels] of a usable source image
 MIN_SOURCE_SIDE = 8
 
@@ -103,9 +99,9 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
         raise DataError("data.on_error", f"must be 'raise' or 'skip', got {on_error!r}")
 
     if source == "embedded":
-        items = [(n, f"embedded:{n}", functools.partial(_embedded_array, n)) for n in EMBEDDED_IMAGES]
+        items = [(n, f"embedded:{n}", functools.partial(embedded_array, n)) for n in EMBEDDED_IMAGES]
     elif source == "folder":
-        items = [(n, p, functools.partial(_read_file, p)) for n, p in _folder_files(folder)]
+        items = [(n, p, functools.partial(read_file, p)) for n, p in _folder_files(folder)]
     else:
         raise DataError("data.source", f"must be 'embedded' or 'folder', got {source!r}")
     if names is not None:
@@ -126,7 +122,7 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
                 warnings.warn(f"skipping {path}: {msg}", stacklevel=2)
                 continue
             raise DataError(path, msg) from None
-        images.append(resize_center_crop(_to_tensor(arr), out_h, out_w))
+        images.append(resize_center_crop(to_tensor(arr), out_h, out_w))
         kept.append(name)
     if not images:
         raise DataError(folder if source == "folder" else "embedded", "no usable images")
@@ -145,22 +141,6 @@ def _select(items: list, names: list[str], source: str) -> list:
     return [by_name[n] for n in names]
 
 
-def resize_center_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize so the image covers ``height`` x ``width``, then crop the centre.
-
-    :param image: ``[3, h, w]`` float32 in [0, 1]
-    :output image: ``[3, height, width]`` float32 in [0, 1]
-    """
-    _, h, w = image.shape
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        image = F.interpolate(image[None], size=(new_h, new_w), mode="bicubic",
-                              antialias=True, align_corners=False)[0].clamp_(0, 1)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return image[:, top:top + height, left:left + width].contiguous()
-
-
 # ----------------------------------------------------------------------------- helpers
 def _parse_size(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, bool):
@@ -176,74 +156,11 @@ def _parse_size(size: int | Sequence[int]) -> tuple[int, int]:
     return hw
 
 
-@functools.lru_cache(maxsize=None)
-def _embedded_array(name: str) -> np.ndarray:
-    import skimage.data
-
-    arr = getattr(skimage.data, name)()
-    arr.setflags(write=False)  # cached: callers must not modify it
-    return arr
-
-
 def _folder_files(folder: str | Path | None) -> list[tuple[str, Path]]:
+    """:func:`linksim.codecs.images.folder_files` with its errors as :class:`DataError`."""
     if folder is None:
         raise DataError("data.folder", "is required with source: folder")
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(root, "folder does not exist")
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not files:
-        raise DataError(root, f"no image files ({', '.join(IMAGE_SUFFIXES)}) found")
-    stems = [p.relative_to(root).with_suffix("").as_posix().replace("/", "__") for p in files]
-    dup = {s for s in stems if stems.count(s) > 1}
-    names = [
-        (s + "_" + p.suffix.lower().lstrip(".")) if s in dup else s for s, p in zip(stems, files)
-    ]
-    return list(zip(names, files))
-
-
-def _read_file(path: Path) -> np.ndarray:
-    """Decode one file to ``[H, W, 3]`` uint8 RGB (see module notes for the conversions)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            im.load()
-            return _pil_to_rgb(im)
-    except UnidentifiedImageError:
-        raise ValueError("not a readable image file") from None
-
-
-def _pil_to_rgb(im) -> np.ndarray:
-    from PIL import Image
-
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit (or 32-bit int) grayscale: Pillow's convert("L") clips; scale to 8 bits instead
-        a = np.asarray(im, dtype=np.float64)
-        peak = 65535.0 if a.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(a / peak * 255 + 0.5, 0, 255).astype(np.uint8))
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        im = im.convert("RGBA")
-        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, im)
-    return np.asarray(im.convert("RGB"))
-
-
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """``[H, W]``/``[H, W, C]`` uint8 -> ``[3, H, W]`` float32 in [0, 1] (gray -> RGB, alpha on white)."""
-    a = np.asarray(arr)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.dtype != np.uint8:
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    if a.shape[2] in (2, 4):  # composite alpha on white
-        rgb, alpha = a[..., :-1].astype(np.float32), a[..., -1:].astype(np.float32) / 255
-        a = np.round(rgb * alpha + 255 * (1 - alpha)).astype(np.uint8)
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1).float().div_(255)
+        return folder_files(folder)
+    except FileNotFoundError as err:
+        raise DataError(err.filename, err.strerror) from None

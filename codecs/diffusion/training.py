@@ -27,8 +27,10 @@ import torch.nn.functional as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..configs import load_config
-from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss, _resize, _resolve_device, _save_checkpoint
+from ..configs import Count, TrainRunConfig, load_config
+from ..configs import StrictModel as _Strict
+from ..images import rescale as _resize
+from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss, _resolve_device, _save_checkpoint
 from .loaders import EMBEDDED_PRIOR_DIR, DiffusersUNet, _betas_from_scheduler_config
 from .prior import Prior
 
@@ -37,11 +39,6 @@ __all__ = [
     "PriorTrainResult", "load_prior_train_config", "build_unet", "scheduler_config", "train_prior",
     "export_prior", "export_run", "sample_images", "EMBEDDED_PRIOR_DIR",
 ]
-
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PriorDataConfig(DataConfig):
@@ -110,19 +107,16 @@ class SampleConfig(_Strict):
     steps: int = Field(50, ge=1)
 
 
-class TrainPriorConfig(_Strict):
-    """A prior training run (``configs/prior_*.yaml``)."""
+class TrainPriorConfig(TrainRunConfig):
+    """A prior training run (``configs/prior_*.yaml``): the run fields of
+    :class:`~linksim.codecs.configs.TrainRunConfig` with the defaults of a GPU run (the thread
+    count is restored afterwards), then ``export_dtype`` and the sections."""
 
     name: str = "prior"
-    seed: int = 0
-    steps: int = Field(50000, ge=1)
-    batch_size: int = Field(128, ge=1)
-    checkpoint_every: int = Field(1000, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bf16 autocast on CUDA only (CPU bf16 is slow and the loss is then not bit-exact)
-    num_threads: int | None = None  # torch intra-op threads during this run (restored afterwards)
+    steps: Count = 50000
+    batch_size: Count = 128
+    checkpoint_every: Count = 1000
     export_dtype: Literal["float16", "float32"] = "float16"
-    output: str | None = None
     data: PriorDataConfig = PriorDataConfig()
     model: UNetConfig = UNetConfig()
     schedule: ScheduleConfig = ScheduleConfig()

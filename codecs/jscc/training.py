@@ -7,8 +7,9 @@ generators' states, loss history) and resumes from the checkpoint bit-for-bit, s
 at most ``checkpoint_every`` steps. At the end it writes the weights (safetensors + JSON config), a
 loss curve PNG and a PSNR-vs-CSNR table on the held-out images (CSV, also printed).
 
-The embedded corpus is scikit-image's colour photos; by default ``coffee`` and ``chelsea`` are
-held out for evaluation and never cropped for training.
+The embedded corpus is scikit-image's colour photos (:data:`linksim.codecs.images.EMBEDDED_PHOTOS`);
+by default ``coffee`` and ``chelsea`` are held out for evaluation and never cropped for training.
+Reading and resizing are :mod:`linksim.codecs.images` (shared with the scenarios' loader).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import torch.nn.functional as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..configs import load_config
+from ..configs import StrictModel, TrainRunConfig, load_config
+# the corpus names are re-exported here (part of this module's API since the first trainings)
+from ..images import (EMBEDDED_HOLDOUT, EMBEDDED_PHOTOS, embedded_photos, folder_photos, psnr, rescale,
+                      resize_center_crop)
 from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, save_model
 
 __all__ = [
@@ -35,26 +39,18 @@ __all__ = [
     "EMBEDDED_PHOTOS", "EMBEDDED_HOLDOUT",
 ]
 
-# scikit-image colour photos that ship with the package (no download needed).
-EMBEDDED_PHOTOS = (
-    "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
-    "retina", "stereo_motorcycle",
-)
-EMBEDDED_HOLDOUT = ("coffee", "chelsea")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
-    """:param source: ``embedded`` (scikit-image photos) or ``folder`` (png/jpg/bmp, recursive, sorted)
+class DataConfig(StrictModel):
+    """:param source: ``embedded`` (scikit-image photos) or ``folder`` (png/jpg/bmp, recursive, sorted;
+        read as :func:`linksim.codecs.images.folder_photos`)
     :param folder: image folder for ``source: folder``
     :param crop: side of the random training crops [px] (multiple of 4)
     :param scales: each training photo is also resized by these factors (crops then see both
         fine detail and whole-scene structure)
-    :param holdout: image names (file stems for folders) kept out of training, used for evaluation
-    :param eval_size: held-out images are resized (short side) and centre-cropped to this side
+    :param holdout: image names kept out of training, used for evaluation (folders: the relative
+        path without extension, ``/`` -> ``__``; the file stem for files at the top level)
+    :param eval_size: held-out images are resized (short side, antialiased bilinear) and
+        centre-cropped to this side
     """
 
     source: Literal["embedded", "folder"] = "embedded"
@@ -73,7 +69,7 @@ class DataConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """:param channels: latent channels ``C`` (CBR ``C/96``)
     :param filters: hidden width ``F``
     :param init: ``kaiming`` (:func:`init_weights` without data: He-normal convs, zero biases),
@@ -86,7 +82,7 @@ class ModelConfig(_Strict):
     init: Literal["kaiming", "data", "default"] = "kaiming"
 
 
-class ChannelConfig(_Strict):
+class ChannelConfig(StrictModel):
     """:param kind: ``awgn`` (local, exact DESIGN §3 convention) or ``rayleigh``/``ofdm``
         (through :class:`linksim.phy.chains.AnalogChain`, with its estimation and equalisation)
     :param csnr_db: ``[lo, hi]``, CSNR drawn uniformly per image [dB]"""
@@ -95,7 +91,7 @@ class ChannelConfig(_Strict):
     csnr_db: tuple[float, float] = (0.0, 14.0)
 
 
-class OptimConfig(_Strict):
+class OptimConfig(StrictModel):
     """Adam; ``schedule``: ``cosine`` (to ``lr * min_lr_ratio``), ``step`` (x ``gamma`` every
     ``step_size`` steps) or ``constant``."""
 
@@ -107,20 +103,18 @@ class OptimConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
 
 
-class TrainJSCCConfig(_Strict):
-    """A training run (``configs/jscc_*.yaml``)."""
+class TrainJSCCConfig(TrainRunConfig):
+    """A training run (``configs/jscc_*.yaml``): the run fields of
+    :class:`~linksim.codecs.configs.TrainRunConfig` (default ``name: adjscc``; ``amp`` matters
+    on CUDA only: on CPU bf16 GDN sqrt/division and the power norm lose precision), then:
+
+    :param eval_csnr_db: CSNRs of the final held-out PSNR table [dB]
+    :param eval_repeats: noise draws per held-out image and CSNR
+    """
 
     name: str = "adjscc"
-    seed: int = 0
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(32, ge=1)
-    checkpoint_every: int = Field(100, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bf16 autocast on CUDA; never on CPU (bf16 GDN sqrt/division and power norm lose precision)
-    num_threads: int | None = None  # torch intra-op threads for this run (None: leave as is)
     eval_csnr_db: list[float] = [0.0, 5.0, 10.0, 14.0]
-    eval_repeats: int = Field(4, ge=1)  # noise draws per held-out image and CSNR
-    output: str | None = None  # default output folder (the CLI may override)
+    eval_repeats: int = Field(4, ge=1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     channel: ChannelConfig = ChannelConfig()
@@ -133,57 +127,9 @@ def load_train_config(config) -> TrainJSCCConfig:
 
 
 # ---- data ----------------------------------------------------------------------------------------
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    """HWC uint8 (grey, RGB or RGBA) -> [3, H, W] float32 in [0, 1]."""
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    img = img[..., :3]
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
-
-
-def embedded_photos(names=EMBEDDED_PHOTOS) -> dict[str, torch.Tensor]:
-    """scikit-image colour photos as ``{name: [3, H, W] float}`` (stereo_motorcycle: left view)."""
-    import skimage.data
-
-    out = {}
-    for name in names:
-        img = getattr(skimage.data, name)()
-        if isinstance(img, tuple):  # stereo_motorcycle -> (left, right, disparity)
-            img = img[0]
-        out[name] = _to_tensor(img)
-    return out
-
-
-def _folder_photos(folder: str) -> dict[str, torch.Tensor]:
-    from PIL import Image
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data.folder does not exist: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})
-    if not files:
-        raise FileNotFoundError(f"no png/jpg/bmp images under {root}")
-    return {p.stem: _to_tensor(np.asarray(Image.open(p).convert("RGB"))) for p in files}
-
-
-def _resize(img: torch.Tensor, scale: float) -> torch.Tensor:
-    if scale == 1.0:
-        return img
-    return F.interpolate(img[None], scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
-
-
-def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    s = size / min(h, w)
-    nh, nw = max(size, round(h * s)), max(size, round(w * s))
-    img = F.interpolate(img[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return img[:, top : top + size, left : left + size].clamp(0, 1)
-
-
 def _photos(cfg: DataConfig) -> dict[str, torch.Tensor]:
-    return embedded_photos() if cfg.source == "embedded" else _folder_photos(cfg.folder)
+    """The corpus of ``cfg`` as ``{name: [3, H, W] float32 in [0, 1]}`` (held-out images included)."""
+    return embedded_photos(EMBEDDED_PHOTOS) if cfg.source == "embedded" else folder_photos(cfg.folder)
 
 
 def eval_images(cfg: DataConfig) -> torch.Tensor:
@@ -192,7 +138,9 @@ def eval_images(cfg: DataConfig) -> torch.Tensor:
     missing = [n for n in cfg.holdout if n not in photos]
     if missing:
         raise ValueError(f"held-out images not in the corpus: {missing}")
-    return torch.stack([_resize_center_crop(photos[n], cfg.eval_size) for n in cfg.holdout])
+    # bilinear (the scenarios use bicubic): the PSNRs in the shipped weights' JSON were measured so
+    size = cfg.eval_size
+    return torch.stack([resize_center_crop(photos[n], size, size, mode="bilinear") for n in cfg.holdout])
 
 
 class CropSampler:
@@ -244,11 +192,6 @@ def _channel_fn(cfg: ChannelConfig, num_symbols: int, device, generator: torch.G
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    mse = (x - y).square().flatten(1).mean(1).clamp_min(1e-10)
-    return -10.0 * torch.log10(mse)
-
-
 @torch.no_grad()
 def evaluate_psnr(model: ADJSCC, images: torch.Tensor, csnr_db: list[float], repeats: int = 4, seed: int = 1234, channel_fn=None) -> dict[float, float]:
     """Mean PSNR [dB] over ``images`` and ``repeats`` noise draws at each CSNR (AWGN by default).
@@ -264,7 +207,7 @@ def evaluate_psnr(model: ADJSCC, images: torch.Tensor, csnr_db: list[float], rep
     ch = channel_fn or awgn_channel(g)
     out = {}
     for snr in csnr_db:
-        vals = [_psnr(model(images, ch, float(snr)), images).mean() for _ in range(repeats)]
+        vals = [psnr(model(images, ch, float(snr)), images).mean() for _ in range(repeats)]
         out[float(snr)] = float(torch.stack(vals).mean())
     model.train(was_training)
     return out
@@ -405,7 +348,7 @@ def train_jscc(
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
     model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters))
     photos = _photos(cfg.data)
-    train = [_resize(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
+    train = [rescale(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
     if cfg.model.init == "kaiming":
         init_weights(model)
     elif cfg.model.init == "data":  # own generator: the training data stream does not depend on it
