@@ -297,7 +297,8 @@ def _recon_grids(run_dir: Path, df: pd.DataFrame, fig_dir: Path, csnrs, colours,
                 if c == 0:
                     ax.set_ylabel(img, fontsize=7)
         fig.suptitle(f"{channel}  CSNR = {csnr:g} dB  CBR = {_cbr_label(cbr)}", fontsize=9)
-        name = f"recon_{channel or 'channel'}_{csnr:g}dB_cbr{_cbr_label(cbr).replace('/', '-')}"
+        # channel labels such as "ofdm/lmmse" hold a "/", which is no file name character
+        name = f"recon_{(channel or 'channel').replace('/', '-')}_{csnr:g}dB_cbr{_cbr_label(cbr).replace('/', '-')}"
         out += _save(fig, fig_dir / name, formats)
     return out
 
