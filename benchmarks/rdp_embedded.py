@@ -62,7 +62,12 @@ def _words(text: str) -> list[str]:
 
 def build_scenario(args: argparse.Namespace) -> dict:
     """The scenario (a YAML-ready dict) of the options in ``args`` (see :func:`parse_args`)."""
-    channel = {"kind": args.channel}  # ofdm: the scenario defaults (8 taps, decay 4, CP 12, LMMSE, MMSE)
+    channel = {"kind": args.channel}
+    if args.channel == "ofdm":
+        # scenario defaults (8 taps, decay 4, CP 12, LMMSE, MMSE) except the frame length: the FFT
+        # size is N / data_symbols, and with the default 16 data symbols the N = 128..512 symbols of
+        # 32-64 px images give FFTs of 8-32 bins, shorter than (or close to) the 12-sample CP
+        channel["data_symbols"] = args.ofdm_data_symbols
     # a prior folder is given absolute so that the saved scenario runs from any working directory
     prior = str(Path(args.prior).expanduser().resolve()) if Path(args.prior).expanduser().exists() else args.prior
     hifi = {"name": "hifi_diffcom", "kind": "hifi_diffcom", "jscc": "deepjscc", "prior": prior,
@@ -185,7 +190,9 @@ def write_table(table, table_dir: str | Path, args: argparse.Namespace, run_dir:
         f"- prior (HiFi-DiffCom): {prior_description(args.prior)}",
         f"- HiFi-DiffCom step_scale: {args.step_scale} (fraction of its adaptive t_start+1 steps)",
         f"- images: {', '.join(args.names)} (held out from the JSCC and prior training), {args.size} px centre crops",
-        f"- channel: {args.channel}; CBR {', '.join(args.cbr)}; CSNR {', '.join(_fmt(c, 1) for c in args.csnr)} dB; "
+        f"- channel: {args.channel}"
+        + (f" (8-tap exponential PDP, LMMSE + MMSE, {args.ofdm_data_symbols} data symbols per frame)"
+           if args.channel == "ofdm" else "") + f"; CBR {', '.join(args.cbr)}; CSNR {', '.join(_fmt(c, 1) for c in args.csnr)} dB; "
         f"seed {args.seed}; device {run_info.get('device', args.device)}",
         "- methods: deepjscc = embedded ADJSCC; hifi_diffcom = the same ADJSCC + DDPM prior; "
         "hevc_ldpc = HEVC intra + CRC + 5G LDPC, 16-QAM rate 1/2 (outage: CRC failed, grey fallback image)",
@@ -261,6 +268,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prior", default="embedded", help="HiFi-DiffCom prior: embedded, a diffusers folder or a name")
     p.add_argument("--step-scale", type=float, default=None, help="HiFi-DiffCom step_scale (default 1; --quick 0.05)")
     p.add_argument("--channel", choices=("awgn", "ofdm"), default="awgn", help="channel (ofdm: scenario defaults)")
+    p.add_argument("--ofdm-data-symbols", type=int, default=4,
+                   help="ofdm: data OFDM symbols per frame (FFT size = N / this; default 4)")
     p.add_argument("--methods", type=_words, default=None, help="subset of deepjscc,hifi_diffcom,hevc_ldpc")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)
