@@ -123,12 +123,11 @@ def _capped(receiver, steps: int | None) -> list[int]:
     return full
 
 
-def measure_case(method, receiver_name: str, rx, images: int, steps: int | None, repeats: int, warmup: bool,
+def measure_case(method, rx, images: int, steps: int | None, repeats: int, warmup: bool,
                  generator_seed: int = 0) -> dict:
     """Time one receiver on one received signal.
 
     :param method: a built :class:`~linksim.codecs.diffusion.method.DiffComMethod` (or subclass)
-    :param receiver_name: label of the row
     :param rx: :class:`~linksim.codecs.base.RxSignal` from ``method.channel``
     :param images: batch size ``B`` of ``rx``
     :param steps: reverse steps timed (``None``: the full run)
@@ -224,6 +223,7 @@ def run(args) -> list[dict]:
     cbr = Fraction(1, 48)
     stamp = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
              "threads": torch.get_num_threads(), "csnr_db": args.csnr, "cbr": str(cbr)}
+    extra = f"; {args.note}" if args.note else ""
     rows = []
     for device in devices:
         sets = [("embedded", args.size, args.steps, args.receivers)]
@@ -268,12 +268,12 @@ def run(args) -> list[dict]:
                                "images_per_s": args.images / t_ref, "x_jscc": 1.0,
                                "proj_9_s": float("nan"), "proj_171_s": float("nan")}
                         rows.append(_row(stamp, model_set, device, size, channel, "deepjscc", prior_name, prior,
-                                         args.images, ref, "ADJSCC decode with no_eff (kind: jscc)"))
-                    m = measure_case(method, name, rx, args.images, steps, args.repeats, warmup, args.seed)
+                                         args.images, ref, "ADJSCC decode with no_eff (kind: jscc)" + extra))
+                    m = measure_case(method, rx, args.images, steps, args.repeats, warmup, args.seed)
                     m["x_jscc"] = m["s_per_image"] / ref["s_per_image"]
-                    note = f"timed {m['steps_timed']} of {m['nfe']} steps, projected"
+                    note = f"timed {m['steps_timed']} of {m['nfe']} steps x {args.repeats} repeats, projected"
                     rows.append(_row(stamp, model_set, device, size, channel, name, prior_name, prior, args.images, m,
-                                     note + ("; quick" if args.quick else "")))
+                                     note + ("; quick" if args.quick else "") + extra))
                     print(_fmt_line(rows[-1]), file=sys.stderr)
     return rows
 
@@ -325,6 +325,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="1 image, 2 steps, 1 repeat, no ADM on CPU")
+    ap.add_argument("--note", default="", help="free text appended to every row's notes (machine load, ...)")
     ap.add_argument("--output", default=str(CSV), help="CSV path (overwritten; a .md table is written beside it)")
     args = ap.parse_args(argv)
     quick = args.quick
