@@ -351,7 +351,8 @@ def main(argv=None) -> list[dict]:
     with out.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
-        w.writerows(rows)
+        # a number that does not apply (the reference's projections) is empty, not "nan"
+        w.writerows({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows)
     table = markdown(rows)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
