@@ -182,6 +182,9 @@ class Scenario(_Strict):
     output: Path | None = None
     executor: Literal["inprocess", "process", "ray"] = "inprocess"
     workers: PositiveInt = 1
+    # torch intra-op threads per job (None: torch's default). With executor: process, set
+    # workers x threads = cores: oversubscribed cores make torch's thread pools spin.
+    threads: PositiveInt | None = None
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     numerology: NumerologyConfig = Field(default_factory=NumerologyConfig)
 

@@ -18,6 +18,8 @@ caller, which stores them durably before anything else is recorded:
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import itertools
 from dataclasses import dataclass
@@ -208,8 +210,23 @@ def _run_job_remote(scenario_data: dict, job: Job, device: str, out_dir: str, st
     from linksim.scenario import scenario_from_dict
 
     scenario = scenario_from_dict(scenario_data, check_points=False)
-    resources = worker_resources(scenario, device, out_dir, strict)
-    return run_job(scenario, job, device=device, resources=resources)
+    with torch_threads(scenario.threads):
+        resources = worker_resources(scenario, device, out_dir, strict)
+        return run_job(scenario, job, device=device, resources=resources)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (``None``: unchanged); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_jobs(
@@ -234,8 +251,9 @@ def run_jobs(
     if resources is None:
         resources = RunResources(scenario, device)
     if scenario.executor == "inprocess" or len(todo) <= 1:
-        for job in todo:
-            on_done(job, run_job(scenario, job, device=device, progress=progress, resources=resources))
+        with torch_threads(scenario.threads):
+            for job in todo:
+                on_done(job, run_job(scenario, job, device=device, progress=progress, resources=resources))
         return
     data = scenario.model_dump(mode="python")
     data["sweep"] = {k: [str(v) for v in vals] if k == "cbr" else vals for k, vals in scenario.sweep.items()}

@@ -143,3 +143,19 @@ def test_embedded_quickstart_matches_repository():
     from linksim.cli import quickstart_path
 
     assert quickstart_path().read_text() == (REPO / "scenarios" / "quickstart.yaml").read_text()
+
+
+def test_threads_key_sets_and_restores_torch_threads(fake_methods):
+    import torch
+
+    from linksim.sweep import torch_threads
+
+    assert scenario_from_dict(_with(IMG, "threads", 1)).threads == 1
+    with pytest.raises(ScenarioError, match="threads"):
+        scenario_from_dict(_with(IMG, "threads", 0))
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
