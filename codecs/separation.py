@@ -233,7 +233,7 @@ class SeparationMethod(ImageMethod):
         self.mcs, self.layout = self.plan(config, point)
         self.chain = DigitalChain(point.link, self.layout.bits_per_symbol, self.layout.k, self.layout.n,
                                   num_codewords=self.layout.num_codewords, crc=_CRC, device=point.device,
-                                  num_iter=config.ldpc_iterations)
+                                  num_iter=config.ldpc_iterations, num_symbols=point.num_symbols)
         self.capacity_bits = self.chain.num_info_bits
         self.header_bits = SIDE_BITS + length_field_bits(self.capacity_bits)
         h, w = point.image_shape
@@ -261,8 +261,9 @@ class SeparationMethod(ImageMethod):
             raise ValueError("separation needs csnr_db and cbr sweep axes and a data: section")
         from linksim.phy.chains import grid_info
 
-        _, layout = cls.plan(config, point)
-        grid_info(point.link, layout.num_symbols)
+        cls.plan(config, point)
+        # the codewords are padded to the whole budget of N = ρ·3HW symbols (filler at the end)
+        grid_info(point.link, point.num_symbols)
 
     def grid(self):
         return self.chain.grid()

@@ -220,8 +220,10 @@ class DigitalChain(nn.Module):
 
     Each example carries ``num_codewords`` codewords of ``n`` coded bits (``k`` information bits
     including the CRC); they are concatenated and mapped to ``num_symbols = ceil(C n / bps)``
-    symbols. If ``C n`` is not a multiple of ``bps``, the last symbol is padded with zero bits,
-    which the receiver discards (they carry no information; padding costs at most one symbol).
+    symbols, or to ``num_symbols`` when given (a link whose grid needs a given symbol count, e.g.
+    OFDM frames, or a transmission that fills its whole CBR budget). Bits beyond ``C n`` are filler
+    that the receiver discards: a fixed pseudo-random pattern, so that filler symbols use the
+    constellation uniformly like data (zero bits would put them all on one point).
     LDPC codewords use the 38.212 bit interleaver for the modulation (when ``n`` is a multiple of
     ``bps``, as 38.212 requires; otherwise none). There is no symbol
     interleaver: a codeword occupies consecutive symbols (use ``coherence_symbols`` accordingly).
@@ -239,6 +241,8 @@ class DigitalChain(nn.Module):
     :param num_iter: LDPC BP iterations
     :param block_bits: uncoded chains only: bits per block
     :param demapping: ``"app"`` or ``"maxlog"``
+    :param num_symbols: symbols per example on the link (at least ``ceil(C n / bps)``; ``None``:
+        exactly that)
 
     Attributes: ``num_info_bits`` (= ``C (k - crc_len)``), ``num_symbols``, ``coderate``
     (``k / n`` incl. CRC, 1 uncoded), ``info_bits_per_codeword``.
@@ -250,7 +254,7 @@ class DigitalChain(nn.Module):
 
     def __init__(self, cfg: LinkConfig, num_bits_per_symbol, k: int | None, n: int | None,
                  num_codewords: int, crc: str | None = "CRC24A", device="cpu", num_iter: int = 20,
-                 block_bits: int = 1024, demapping: str = "app"):
+                 block_bits: int = 1024, demapping: str = "app", num_symbols: int | None = None):
         super().__init__()
         self.cfg = cfg
         self.device = torch.device(device)
@@ -275,8 +279,15 @@ class DigitalChain(nn.Module):
         self.crc = CRC(crc, self.info_bits_per_codeword, device) if crc is not None else None
         self.num_info_bits = self.num_codewords * self.info_bits_per_codeword
         self.num_coded_bits = self.num_codewords * self.n
-        self.num_symbols = -(-self.num_coded_bits // self.num_bits_per_symbol)
+        needed = -(-self.num_coded_bits // self.num_bits_per_symbol)
+        if num_symbols is not None and num_symbols < needed:
+            raise ValueError(f"num_symbols={num_symbols} cannot carry {self.num_codewords} x {self.n} coded bits "
+                             f"at {self.num_bits_per_symbol} bits/symbol (needs {needed})")
+        self.num_symbols = needed if num_symbols is None else int(num_symbols)
         self.num_pad_bits = self.num_symbols * self.num_bits_per_symbol - self.num_coded_bits
+        # filler carries no information: a fixed pattern, not a draw from the caller's generator
+        filler = torch.randint(0, 2, (self.num_pad_bits,), generator=torch.Generator().manual_seed(0x5EED))
+        self.register_buffer("_filler", filler.to(self.device, torch.float32), persistent=False)
         self.coderate = self.k / self.n
         self.mapper = QAMMapper(self.num_bits_per_symbol, device=device)
         self.demapper = QAMDemapper(self.num_bits_per_symbol, method=demapping, device=device)
@@ -299,7 +310,7 @@ class DigitalChain(nn.Module):
             b = self.ldpc.encode(b)
         b = b.reshape(bits.shape[0], self.num_coded_bits)
         if self.num_pad_bits:
-            b = torch.nn.functional.pad(b, (0, self.num_pad_bits))
+            b = torch.cat([b, self._filler.expand(b.shape[0], -1)], dim=1)
         return self.mapper(b)
 
     def transmit(self, bits, realization: ChannelRealization, no, generator: torch.Generator):

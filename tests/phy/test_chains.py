@@ -137,7 +137,7 @@ class TestBuildLink:
 
 class TestDigitalChain:
     def test_sizes_and_padding(self):
-        # 2 codewords of n=100 on 64-QAM: 200 coded bits -> 34 symbols, 4 zero pad bits
+        # 2 codewords of n=100 on 64-QAM: 200 coded bits -> 34 symbols, 4 filler bits
         chain = DigitalChain(LinkConfig(), "64qam", 60, 100, num_codewords=2, crc="CRC16")
         assert chain.num_info_bits == 2 * (60 - 16)
         assert chain.num_symbols == 34 and chain.num_pad_bits == 4
@@ -148,6 +148,25 @@ class TestDigitalChain:
         assert torch.equal(rx.bits_hat, bits) and rx.crc_ok.all()
         assert rx.crc_ok.shape == (3, 2) and rx.llr.shape == (3, 2, 100)
         assert rx.state.no_eff.shape == (3, 34)
+
+    def test_fill_to_an_ofdm_grid(self):
+        # 2 x 120 coded bits on 16-QAM = 60 symbols; an OFDM frame of 8 x 8 needs 64: filler symbols
+        cfg = LinkConfig(kind="ofdm", paths=4, cp=4, data_symbols=8, estimator="perfect")
+        with pytest.raises(Exception, match="multiple"):
+            DigitalChain(cfg, "16qam", 72, 120, num_codewords=2, crc="CRC24A")
+        chain = DigitalChain(cfg, "16qam", 72, 120, num_codewords=2, crc="CRC24A", num_symbols=64)
+        assert chain.num_symbols == 64 and chain.num_pad_bits == 16 and chain.grid().subcarriers == 8
+        g = torch.Generator().manual_seed(3)
+        bits = torch.randint(0, 2, (2, chain.num_info_bits), generator=g).float()
+        x = chain.encode(bits)
+        assert x.shape == (2, 64)
+        # the filler is the same fixed pattern for every example and not one constellation point
+        assert torch.equal(x[0, 60:], x[1, 60:]) and x[0, 60:].unique().numel() > 1
+        assert x.abs().square().mean().item() == pytest.approx(1.0, abs=0.2)
+        rx = chain(bits, 1e-3, g)
+        assert torch.equal(rx.bits_hat, bits) and rx.crc_ok.all()
+        with pytest.raises(ValueError, match="needs 60"):
+            DigitalChain(cfg, "16qam", 72, 120, num_codewords=2, crc="CRC24A", num_symbols=48)
 
     def test_uncoded_sizes(self):
         chain = DigitalChain(LinkConfig(), 4, None, None, num_codewords=3, crc=None, block_bits=40)
