@@ -59,6 +59,25 @@ def columns_for(scenario) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
+#: scenario keys that change how a run is executed, never its numbers: a resumed run may differ in them
+EXECUTION_KEYS = ("output", "executor", "workers", "threads")
+
+
+def _results_identity(dumped: dict) -> dict | None:
+    """What must match for a folder's results to be resumed: the scenario re-validated with the
+    current models (keys added to linksim since the folder was written get their defaults, so an
+    upgrade does not orphan old runs), without :data:`EXECUTION_KEYS`; ``None`` if it no longer
+    validates."""
+    from linksim.errors import LinksimError
+    from linksim.scenario import scenario_from_dict
+
+    try:
+        d = scenario_from_dict(dumped, check_points=False).dump()
+    except LinksimError:
+        return None
+    return {k: v for k, v in d.items() if k not in EXECUTION_KEYS}
+
+
 def _fsync_append(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8", newline="") as f:
         f.write(text)
@@ -83,7 +102,6 @@ class ResultsStore:
         self.columns = columns_for(scenario)
         self.dir.mkdir(parents=True, exist_ok=True)
         resolved = scenario.dump()
-        resolved.pop("output", None)
         old = self.dir / "scenario.yaml"
         if fresh:
             for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json",
@@ -93,14 +111,12 @@ class ResultsStore:
             for d in ("figures", "recon"):
                 shutil.rmtree(self.dir / d, ignore_errors=True)
         elif old.exists() and self.points.exists():
-            previous = yaml.safe_load(old.read_text()) or {}
-            previous.pop("output", None)
-            if previous != resolved:
+            if _results_identity(yaml.safe_load(old.read_text()) or {}) != _results_identity(resolved):
                 raise LinksimError(
                     f"{self.dir}: holds results of a different scenario; rerun with --fresh to overwrite "
                     f"or choose another --output"
                 )
-        old.write_text(yaml.safe_dump(resolved, sort_keys=False))
+        old.write_text(yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"}, sort_keys=False))
         self._recover()
 
     # -- resume ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+import yaml
 
 from linksim.cli import main
 from linksim.engine import Message, airtime_s, arrival_times, run_scenario, simulate
@@ -154,6 +155,17 @@ class TestResume:
 
         with pytest.raises(LinksimError, match="different scenario.*--fresh"):
             run_scenario(scenario_from_dict(dict(BASE, seed=1, sweep={"ebno_db": [0]})), output=tmp_path)
+
+    def test_resume_ignores_execution_keys_and_newer_defaults(self, fake_methods, tmp_path):
+        raw = dict(BASE, sweep={"ebno_db": [0, 1]})
+        run_scenario(scenario_from_dict(raw), output=tmp_path)
+        # a folder written before the `threads` key existed: its scenario.yaml lacks the key
+        saved = yaml.safe_load((tmp_path / "scenario.yaml").read_text())
+        saved.pop("threads")
+        (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(saved))
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(dict(raw, threads=1, workers=3)), output=tmp_path)
+        assert fake_methods.CALLS == []  # everything resumed, nothing recomputed
 
 
 @pytest.mark.slow  # spawns two interpreters that import torch + Sionna (~40 s on 2 busy cores)
