@@ -217,7 +217,8 @@ def load_diffusers_prior(path: str | Path, *, torch_dtype: torch.dtype | None = 
         learned, fixed = False, "large"
     else:
         raise ValueError(f"unsupported variance_type {variance!r} in {sched_cfg}")
-    unet = UNet2DModel.from_pretrained(unet_cfg.parent, torch_dtype=torch_dtype)
+    # low_cpu_mem_usage=False: the default path wants `accelerate` and prints an install hint per load
+    unet = UNet2DModel.from_pretrained(unet_cfg.parent, torch_dtype=torch_dtype, low_cpu_mem_usage=False)
     expected_out = 2 * unet.config.in_channels if learned else unet.config.in_channels
     if unet.config.out_channels != expected_out:
         raise ValueError(
