@@ -116,6 +116,9 @@ class SeparationSettings(_CodecSettings):
     :param modulation: ``qpsk`` | ``16qam`` | ``64qam`` (fixed MCS)
     :param code_rate: LDPC rate ``k/n`` incl. CRC, in [0.2, 0.95] (fixed MCS)
     :param target_bler: adaptive MCS: largest acceptable image error rate
+    :param mcs_margin_db: adaptive MCS: back-off [dB] — the MCS is chosen for ``CSNR − margin``
+        (the BLER table is for AWGN; fading and channel-estimation losses need a margin, as in a
+        real link adaptation loop)
     :param crc_failure: ``fallback`` | ``decode_anyway`` (see module notes)
     :param ldpc_iterations: belief-propagation iterations
     :param n_target: nominal LDPC codeword length [bits] (actual: ``[n_target, 2 n_target)``)
@@ -125,6 +128,7 @@ class SeparationSettings(_CodecSettings):
     modulation: Literal["qpsk", "16qam", "64qam"] = "16qam"
     code_rate: float = Field(0.5, ge=0.2, le=0.95)
     target_bler: float = Field(0.1, gt=0.0, lt=1.0)
+    mcs_margin_db: float = Field(0.0, ge=0.0)
     crc_failure: Literal["fallback", "decode_anyway"] = "fallback"
     ldpc_iterations: PositiveInt = 20
     n_target: int = Field(N_TARGET, ge=128, le=8448)
@@ -247,7 +251,7 @@ class SeparationMethod(ImageMethod):
         if config.mcs == "adaptive":
             if point.csnr_db is None:
                 raise ValueError("mcs: adaptive needs a csnr_db sweep axis")
-            mcs = select_mcs(point.csnr_db, n_sym, config.target_bler, n_target=config.n_target)
+            mcs = select_mcs(point.csnr_db - config.mcs_margin_db, n_sym, config.target_bler, n_target=config.n_target)
             mcs = mcs if mcs is not None else MCS_TABLE[0]
         else:
             mcs = MCS(config.modulation, round(config.code_rate * 1024))

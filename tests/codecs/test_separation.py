@@ -264,3 +264,28 @@ def test_over_ofdm_multipath_at_high_csnr_is_the_codec_decode(estimator):
     codec = get_codec("jpeg")
     for i, q in enumerate(tx.meta["quality"].tolist()):
         assert torch.equal(dec.images[i], codec.decode(codec.encode(images[i], q), 64, 64))
+
+
+def test_mcs_margin_backs_off_the_adaptive_choice():
+    # the margin makes the transmitter choose what it would choose at CSNR − margin
+    for c in (5.0, 12.5, 20.0):
+        plan = SeparationMethod.plan(SeparationConfig(codec="jpeg", mcs="adaptive", mcs_margin_db=5.0), _point(c))[0]
+        ref = SeparationMethod.plan(SeparationConfig(codec="jpeg", mcs="adaptive"), _point(c - 5.0))[0]
+        assert plan == ref
+    hi = SeparationMethod.plan(SeparationConfig(codec="jpeg", mcs="adaptive"), _point(20.0))[0]
+    lo = SeparationMethod.plan(SeparationConfig(codec="jpeg", mcs="adaptive", mcs_margin_db=5.0), _point(20.0))[0]
+    assert lo.efficiency < hi.efficiency
+    with pytest.raises(ValueError):
+        SeparationConfig(codec="jpeg", mcs="adaptive", mcs_margin_db=-1.0)
+
+
+def test_separation_over_ofdm_fills_the_grid():
+    # 64x64 at CBR 1/24: N = 512 symbols, a multiple of 16 data OFDM symbols; the codewords alone
+    # need fewer, the chain pads with filler so the frame is whole
+    link = LinkConfig(kind="ofdm", paths=8, decay=4.0, cp=12, data_symbols=16, estimator="lmmse")
+    point = OperatingPoint(csnr_db=30.0, cbr=Fraction(1, 24), link=link, image_shape=(64, 64), seed=0)
+    cfg = SeparationConfig(codec="jpeg", mcs="adaptive")
+    SeparationMethod.check(cfg, point)
+    m = SeparationMethod(cfg, point)
+    assert m.chain.num_symbols == 512 and m.grid().subcarriers == 32
+    assert m.chain.num_pad_bits > 0
