@@ -161,6 +161,11 @@ def _prior(unet, sched: dict) -> Prior:
 def sample_images(prior: Prior, count: int, size: int, steps: int, generator: torch.Generator) -> torch.Tensor:
     """Ancestral (DDPM) samples of ``prior`` respaced to ``steps`` steps.
 
+    Each posterior mean is computed from the Tweedie estimate ``x̂0`` clipped to [-1, 1], as
+    the receivers' sampler, ADM (``clip_denoised``) and the exported scheduler (``clip_sample``)
+    do: at large ``t``, ``x̂0 = (x_t − √(1−ᾱ)ε̂)/√ᾱ`` multiplies the network's error by up to
+    ``1/√ᾱ_T`` ≈ 156, and an unclipped chain of a small prior drifts to saturated flat colours.
+
     :param generator: on the prior's device; the only randomness
     :return: ``[count, 3, size, size]`` float32 in [-1, 1]
     """
@@ -169,7 +174,8 @@ def sample_images(prior: Prior, count: int, size: int, steps: int, generator: to
     x = torch.randn(count, 3, size, size, generator=generator, device=dev)
     for i in reversed(range(p.num_timesteps)):
         t = torch.full((count,), i, dtype=torch.long, device=dev)
-        mean, var, _, _ = p.p_sample_stats(x, t)
+        _, var, x0_hat, _ = p.p_sample_stats(x, t)
+        mean, _, _ = p.posterior_mean_variance(x0_hat.clamp(-1, 1), x, t)
         x = mean + var.sqrt() * torch.randn(x.shape, generator=generator, device=dev) if i > 0 else mean
     return x.float().clamp(-1, 1)
 
