@@ -126,7 +126,8 @@ def codeword_layout(num_symbols: int, bits_per_symbol: int, code_rate: float,
     coded = num_symbols * bits_per_symbol
     c = max(1, coded // n_target)
     n = (coded // c) // bits_per_symbol * bits_per_symbol
-    k = round(code_rate * n)
+    # rounding must not take k/n below 5G LDPC's lowest rate 1/5 (e.g. 0.2002 x 512 -> 102 < 512/5)
+    k = min(max(round(code_rate * n), -(-n // 5)), n)
     # 5G LDPC needs k >= ~ 24 + a few info bits; below ~ 64 coded bits nothing useful fits.
     if n < 64 or k <= 24 + 8:
         raise ValueError(f"{num_symbols} symbols x {bits_per_symbol} bits give {coded} coded bits: "

@@ -263,10 +263,24 @@ def run_jobs(
         import multiprocessing as mp
 
         # spawn: a forked child would inherit torch's thread pools and locks in an unknown state.
+        error = None
         with cf.ProcessPoolExecutor(scenario.workers, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_run_job_remote, data, job, *args): job for job in todo}
             for fut in cf.as_completed(futures):
-                on_done(futures[fut], fut.result())
+                if fut.cancelled():
+                    continue
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - re-raised below, after the finished jobs are stored
+                    if error is None:
+                        error = exc
+                        # jobs not started yet are dropped; running ones finish and are stored
+                        for other in futures:
+                            other.cancel()
+                    continue
+                on_done(futures[fut], result)
+        if error is not None:
+            raise error
         return
     try:
         import ray

@@ -289,3 +289,13 @@ def test_separation_over_ofdm_fills_the_grid():
     m = SeparationMethod(cfg, point)
     assert m.chain.num_symbols == 512 and m.grid().subcarriers == 32
     assert m.chain.num_pad_bits > 0
+
+
+def test_lowest_rate_layout_stays_at_or_above_one_fifth():
+    # 64x64 at CBR 1/48 = 256 QPSK symbols: 512 coded bits; rounding 0.2002 x 512 gave k = 102 < 512/5
+    for n_sym in (256, 257, 300, 512, 1000):
+        lay = codeword_layout(n_sym, MCS_TABLE[0].bits_per_symbol, MCS_TABLE[0].code_rate)
+        assert lay.k * 5 >= lay.n, (n_sym, lay)
+    link = LinkConfig(kind="ofdm", paths=8, decay=4.0, cp=12, data_symbols=16, estimator="lmmse")
+    point = OperatingPoint(csnr_db=0.0, cbr=Fraction(1, 48), link=link, image_shape=(64, 64), seed=0)
+    SeparationMethod(SeparationConfig(codec="hevc", mcs="adaptive", mcs_margin_db=5.0), point)  # builds the LDPC
