@@ -81,6 +81,10 @@ def _parse_recon_dirname(name: str) -> tuple[float, float] | None:
     return None
 
 
+#: fewest images per point for which a figure draws the 95 % band
+MIN_BAND_N = 3
+
+
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, int]:
     """Mean and half-width of the two-sided Student-t interval of the mean.
 
@@ -220,7 +224,10 @@ def _curve_figure(
                 ax.plot(xs, ys, "--", color="0.2", lw=1.2, label=f"{method} (bound)")
                 continue
             ax.plot(xs, ys, "-o", ms=3, lw=1.4, color=colours[method], label=method)
-            ok = np.isfinite(hs)
+            # with 2 images the 95 % band is ±12.7 standard errors: drawn for every method it greys
+            # out the whole panel and says nothing; the report tables keep the ± values
+            n_img = grp["n"].to_numpy() if "n" in grp else np.zeros(len(grp))  # set metrics: no band
+            ok = np.isfinite(hs) & (n_img >= MIN_BAND_N)
             if ok.any():
                 ax.fill_between(xs[ok], (ys - hs)[ok], (ys + hs)[ok], color=colours[method], alpha=0.2, lw=0)
         if bounds is not None and len(bounds):
@@ -418,7 +425,8 @@ def make_report(
     n_img = df["image"].nunique() if "image" in df.columns else "?"
     md.append(
         f"{len(methods)} methods, {df['csnr_db'].nunique()} CSNR x {df['cbr'].nunique()} CBR points, "
-        f"{n_img} images. Means ± 95 % Student-t half-widths over images; FID/KID per set (summary.csv)."
+        f"{n_img} images. Means ± 95 % Student-t half-widths over images (figures draw the band from "
+        f"{MIN_BAND_N} images on); FID/KID per set (summary.csv)."
     )
     md.append("")
     if ideal:

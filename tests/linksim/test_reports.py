@@ -143,3 +143,22 @@ class TestMakeReport:
         assert make_report(tmp_path) == []
         with pytest.raises(DataError, match="no results.csv"):
             make_report(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize("n,bands", [(2, 0), (3, 1)])
+def test_bands_only_from_three_images(n, bands):
+    """With 2 images the 95 % t band is ±12.7 standard errors and is not drawn; from 3 it is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from linksim.reports import _aggregate, _curve_figure
+
+    df = pd.DataFrame([dict(method="m", kind="jscc", channel="awgn", csnr_db=c, cbr=1 / 24, image=f"i{k}", psnr=20 + c + k)
+                       for c in (0.0, 10.0) for k in range(n)])
+    fig = _curve_figure(_aggregate(df, "psnr"), None, "PSNR", "csnr_db", "cbr", {"m": "C0"}, set(), "t")
+    polys = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
+    plt.close(fig)
+    assert len(polys) == bands
