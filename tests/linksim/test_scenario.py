@@ -133,7 +133,7 @@ def test_diffusion_receiver_names_its_jscc_method():
     assert scn.methods[2].jscc == "embedded"
 
 
-@pytest.mark.parametrize("name", ["quickstart", "phy_awgn_qam", "phy_ldpc_ofdm"])
+@pytest.mark.parametrize("name", ["quickstart", "phy_awgn_qam", "phy_ldpc_ofdm", "fading_ofdm"])
 def test_shipped_scenarios_validate(name, capsys):
     assert main(["validate", str(REPO / "scenarios" / f"{name}.yaml")]) == 0
     assert "ok" in capsys.readouterr().out
