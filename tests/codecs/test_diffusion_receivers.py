@@ -207,19 +207,22 @@ def test_blind_diffcom_estimates_taps():
     assert (d.extras["channel_nmse"] < 0.3).all(), d.extras["channel_nmse"]
 
 
-def test_methods_registered_and_prior_error(tmp_path):
+def test_methods_registered_and_prior_error(tmp_path, monkeypatch):
     from fractions import Fraction
 
+    from linksim.codecs.diffusion import method as dmethod
     from linksim.codecs.base import OperatingPoint
-    from linksim.codecs.diffusion.method import EMBEDDED_PRIOR, DiffComMethod, HiFiDiffComMethod, load_prior
+    from linksim.codecs.diffusion.method import DiffComMethod, HiFiDiffComMethod, load_prior
     from linksim.method_configs import BlindDiffComConfig, DiffComConfig, HiFiDiffComConfig
     from linksim.registry import METHODS
 
     for kind in ("diffcom", "hifi_diffcom", "blind_diffcom"):
         assert kind in METHODS
+    assert dmethod.EMBEDDED_PRIOR.is_dir()  # shipped
+    # an installation without the embedded prior (e.g. a stripped wheel): one clear error
+    monkeypatch.setattr(dmethod, "EMBEDDED_PRIOR", tmp_path / "embedded" / "ddpm")
     with pytest.raises(FileNotFoundError, match=r"embedded/ddpm does not exist"):
         load_prior("embedded")
-    assert not EMBEDDED_PRIOR.is_file()
     point = OperatingPoint(csnr_db=10.0, cbr=Fraction(1, 48), link=LinkConfig(kind="awgn"), image_shape=(16, 16))
     jscc = _jscc()
     m = DiffComMethod(DiffComConfig(kind="diffcom", num_steps=3), point, prior=GaussianPrior(), jscc=jscc)
