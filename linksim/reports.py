@@ -226,8 +226,7 @@ def _curve_figure(
             ax.plot(xs, ys, "-o", ms=3, lw=1.4, color=colours[method], label=method)
             # with 2 images the 95 % band is ±12.7 standard errors: drawn for every method it greys
             # out the whole panel and says nothing; the report tables keep the ± values
-            n_img = grp["n"].to_numpy() if "n" in grp else np.zeros(len(grp))  # set metrics: no band
-            ok = np.isfinite(hs) & (n_img >= MIN_BAND_N)
+            ok = np.isfinite(hs) & (grp["n"].to_numpy() >= MIN_BAND_N)
             if ok.any():
                 ax.fill_between(xs[ok], (ys - hs)[ok], (ys + hs)[ok], color=colours[method], alpha=0.2, lw=0)
         if bounds is not None and len(bounds):
@@ -399,7 +398,7 @@ def make_report(
         for metric in _present(summary, SET_METRIC_LABELS):
             agg = summary[["method", "csnr_db", "cbr", metric]].rename(columns={metric: "mean"}).dropna()
             agg = agg.merge(df[GROUP_KEYS].drop_duplicates(), on=["method", "csnr_db", "cbr"], how="left")
-            agg["half"] = math.nan
+            agg["half"], agg["n"] = math.nan, 0  # one value per set: no interval, no band
             curves.append((metric, SET_METRIC_LABELS[metric][0], agg, None))
 
     if metrics is not None:

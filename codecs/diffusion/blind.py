@@ -119,7 +119,7 @@ class BlindDiffCom(DiffusionReceiver):
         h = ctx["aux_x0"]["h"].to(ctx["y"].dtype)
         hf = h @ ctx["fmat"].T  # [B, M]
         y_sim = hf[:, None, None, :] * self.transmitted_grid(x0_hat, ctx)
-        return self.zeta * (ctx["y"] - y_sim).abs().square().flatten(1).sum(-1).sqrt()
+        return self.zeta * self.residual_norm(y_sim, ctx)  # raw grid: ctx has no weight
 
     def extras(self, res, ctx):
         real = ctx["state"].realization

@@ -168,10 +168,12 @@ class DiffusionReceiver(Receiver):
             return None
         return (1.0 / (1.0 + no_eff.real.float())).to(y.device).expand(y.shape)
 
-    def residual_norm(self, y_sim: torch.Tensor, ctx: dict) -> torch.Tensor:
-        """``‖w ⊙ (y − y_sim)‖₂`` per image ``[B]`` (``w`` from :meth:`residual_weight`)."""
+    @staticmethod
+    def residual_norm(y_sim: torch.Tensor, ctx: dict, weighted: bool = True) -> torch.Tensor:
+        """``‖w ⊙ (y − y_sim)‖₂`` per image ``[B]`` over all but the batch dimension (``w`` =
+        ``ctx["weight"]`` from :meth:`residual_weight` when present and ``weighted``, else 1)."""
         r = ctx["y"] - y_sim
-        if ctx.get("weight") is not None:
+        if weighted and ctx.get("weight") is not None:
             r = r * ctx["weight"]
         return r.abs().square().flatten(1).sum(-1).sqrt()
 
@@ -183,7 +185,7 @@ class DiffusionReceiver(Receiver):
         """``‖y − A(x0)‖₂`` per image ``[B]`` (evaluation; no gradient; never weighted, so that
         receivers and weightings compare on one scale)."""
         with torch.no_grad():
-            return (ctx["y"] - ctx["state"].forward_operator(self.encode(x0))).abs().square().sum(-1).sqrt()
+            return self.residual_norm(ctx["state"].forward_operator(self.encode(x0)), ctx, weighted=False)
 
     @staticmethod
     def _randn(shape, generator: torch.Generator | None, device=None, dtype=torch.float32) -> torch.Tensor:
