@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--prior", default="embedded")
     ap.add_argument("--count", type=int, default=64, help="samples at the training crop size")
     ap.add_argument("--steps", type=int, default=100, help="respaced reverse steps")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "prior_embedded.yaml",
+                    help="the prior's training config (its corpus, crop and held-out photos)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "img" / "prior_samples.png")
@@ -43,16 +45,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from torchvision.utils import make_grid
 
     from linksim.codecs.diffusion.method import load_prior
-    from linksim.codecs.diffusion.training import sample_images
-    from linksim.codecs.images import EMBEDDED_HOLDOUT, embedded_photos, psnr, rescale, resize_center_crop
+    from linksim.codecs.diffusion.training import load_prior_train_config, sample_images, training_images
+    from linksim.codecs.images import EMBEDDED_HOLDOUT, embedded_photos, psnr, resize_center_crop
     from linksim.codecs.jscc.training import CropSampler
 
     prior = load_prior(args.prior)
+    data = load_prior_train_config(args.config).data
+    crop = data.crop
     g = torch.Generator().manual_seed(args.seed)
-    train = [rescale(im, s) for n, im in embedded_photos().items() if n not in EMBEDDED_HOLDOUT
-             for s in (1.0, 0.5, 0.25, 0.125)]
-    real = CropSampler(train, 32, torch.Generator().manual_seed(args.seed))(args.count)
-    fake = (sample_images(prior, args.count, 32, args.steps, g) + 1) / 2
+    real = CropSampler(training_images(data), crop, torch.Generator().manual_seed(args.seed))(args.count)
+    fake = (sample_images(prior, args.count, crop, args.steps, g) + 1) / 2
     big = (sample_images(prior, 8, 64, args.steps, g) + 1) / 2
     nrow = max(1, math.isqrt(args.count))
 
@@ -62,8 +64,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ax.axis("off")
 
     fig = plt.figure(figsize=(10, 7.2))
-    show(fig.add_axes([0.0, 0.3, 0.49, 0.66]), real, nrow, "training crops (32x32)")
-    show(fig.add_axes([0.51, 0.3, 0.49, 0.66]), fake, nrow, f"prior samples (32x32, {args.steps} steps)")
+    show(fig.add_axes([0.0, 0.3, 0.49, 0.66]), real, nrow, f"training crops ({crop}x{crop})")
+    show(fig.add_axes([0.51, 0.3, 0.49, 0.66]), fake, nrow, f"prior samples ({crop}x{crop}, {args.steps} steps)")
     show(fig.add_axes([0.0, 0.0, 1.0, 0.27]), big, 8, "prior samples at 64x64")
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=110)

@@ -37,7 +37,7 @@ from .prior import Prior
 __all__ = [
     "TrainPriorConfig", "PriorDataConfig", "UNetConfig", "ScheduleConfig", "PriorOptimConfig", "SampleConfig",
     "PriorTrainResult", "load_prior_train_config", "build_unet", "scheduler_config", "train_prior",
-    "export_prior", "export_run", "sample_images", "EMBEDDED_PRIOR_DIR",
+    "export_prior", "export_run", "sample_images", "training_images", "EMBEDDED_PRIOR_DIR",
 ]
 
 
@@ -122,6 +122,19 @@ class TrainPriorConfig(TrainRunConfig):
     schedule: ScheduleConfig = ScheduleConfig()
     optim: PriorOptimConfig = PriorOptimConfig()
     sample: SampleConfig = SampleConfig()
+
+
+def training_images(data: PriorDataConfig) -> list[torch.Tensor]:
+    """The corpus a prior trains on: every non-held-out image at every ``data.scales``,
+    ``[3, H, W]`` float32 in [0, 1] (crops are drawn from these).
+
+    :raises ValueError: a ``data.holdout`` name that is not in the corpus
+    """
+    photos = _photos(data)
+    missing = [n for n in data.holdout if n not in photos]
+    if missing:
+        raise ValueError(f"data.holdout names not in the corpus: {missing}")
+    return [_resize(im, s) for name, im in photos.items() if name not in data.holdout for s in data.scales]
 
 
 def load_prior_train_config(config) -> TrainPriorConfig:
@@ -270,11 +283,7 @@ def _train(cfg: TrainPriorConfig, output_dir, resume: bool, progress: bool, stop
     warm = cfg.optim.warmup
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
 
-    photos = _photos(cfg.data)
-    missing = [n for n in cfg.data.holdout if n not in photos]
-    if missing:
-        raise ValueError(f"data.holdout names not in the corpus: {missing}")
-    train = [_resize(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
+    train = training_images(cfg.data)
     data_gen = torch.Generator().manual_seed(cfg.seed)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     sampler = CropSampler(train, cfg.data.crop, data_gen)
