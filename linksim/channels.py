@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 __all__ = ["ChannelConfig", "AWGNConfig", "RayleighConfig", "OFDMConfig", "TDLConfig", "build_link"]
 
@@ -35,6 +35,9 @@ class ChannelConfig(BaseModel):
 class _Clip(BaseModel):
     clip_ratio: PositiveFloat | None = Field(None, description="amplitude clipping at clip_ratio x RMS")
     interleave: bool = Field(True, description="analog chain: random symbol interleaver")
+    snr_reference: Literal["average", "instantaneous"] = Field(
+        "average", description="CSNR = average SNR per data RE (average) or, per realisation, the measured "
+        "received power (pilots and CP included) over N0 (instantaneous, the DiffCom reference code)")
 
 
 class AWGNConfig(ChannelConfig, _Clip):
@@ -55,7 +58,8 @@ class RayleighConfig(ChannelConfig, _Clip):
 class _Grid(BaseModel):
     subcarriers: PositiveInt | None = Field(None, description="FFT size (None: N / data_symbols)")
     data_symbols: PositiveInt = Field(16, description="data OFDM symbols per frame")
-    pilot_symbols: PositiveInt = Field(1, description="pilot OFDM symbols per frame")
+    pilot_symbols: NonNegativeInt = Field(
+        1, description="pilot OFDM symbols per frame (0: no channel estimate; only methods that need none)")
     cp: int = Field(12, ge=0, description="cyclic prefix [samples]")
     subcarrier_spacing: PositiveFloat = Field(15e3, description="[Hz]")
     estimator: Literal["perfect", "ls", "lmmse"] = "lmmse"

@@ -257,6 +257,7 @@ class Scenario(_Strict):
             if names.index(n) != i:
                 raise _KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
         self._resolve_jscc_references()
+        self._check_pilots()
         if "cbr" in self.sweep and self.data is None:
             raise _KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:
@@ -266,6 +267,19 @@ class Scenario(_Strict):
                 if not any(key in CHANNELS.config(k).model_fields for k in kinds if k in CHANNELS):
                     raise _KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
         return self
+
+    def _check_pilots(self) -> None:
+        """``pilot_symbols: 0`` leaves no channel estimate (unless ``estimator: perfect``): refuse it
+        when a method needs one (class attribute ``needs_channel_estimate``, default True)."""
+        pilots = [getattr(self.channel, "pilot_symbols", 1), *self.sweep.get("channel.pilot_symbols", [])]
+        if 0 not in pilots or getattr(self.channel, "estimator", "perfect") == "perfect":
+            return
+        for i, m in enumerate(self.methods):
+            cls = METHODS.get(m.kind) if m.kind in METHODS else None
+            if getattr(cls, "needs_channel_estimate", True):
+                raise _KeyProblem("channel.pilot_symbols", f"pilot_symbols 0 gives no channel estimate, which "
+                                  f"methods[{i}] {m.name!r} (kind {m.kind}) needs; use >= 1 pilot symbol, "
+                                  f"estimator: perfect, or only methods that need no estimate (blind_diffcom)")
 
     def _resolve_jscc_references(self) -> None:
         """``jscc: <name of a kind: jscc method>`` (DESIGN.md §4) -> that method's ``model``, so a

@@ -122,6 +122,51 @@ class ChannelState:
             y = y[..., RandomInterleaver.inverse(self.perm)]
         return y
 
+    # -- the received (un-equalised) domain ---------------------------------------------------
+    def _on_air(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, N]`` as the link carries it: unit power (analog chains), interleaved."""
+        x = x.to(self.output.y.dtype)
+        if self.normalize:
+            x = x * _unit_power_scale(x)[:, None]
+        return x[..., self.perm] if self.perm is not None else x
+
+    def received(self) -> torch.Tensor:
+        """``Y_data`` ``[B, N]``: the received samples on the data positions, *not* equalised,
+        in on-air (interleaved) order; OFDM pilot REs are not part of it."""
+        if self.link is None or self.output is None:
+            raise ValueError("this ChannelState carries no link")
+        return self.link.received_data(self.output)
+
+    def transmitted(self, x: torch.Tensor) -> torch.Tensor:
+        """``X(x)`` ``[B, N]``: what the data positions carry for ``x`` ``[B, N]`` (normalised,
+        interleaved, clipped where configured), on-air order; differentiable."""
+        return self.link.tx_data(self._on_air(x))
+
+    def channel_on_data(self, use_true_channel: bool = False) -> torch.Tensor:
+        """``Ĥ`` ``[B, N]`` (or the true channel) on the data positions, on-air order."""
+        return self.link.data_channel(self.realization, self.output, use_true_channel)
+
+    def forward_received(self, x: torch.Tensor, use_true_channel: bool = False) -> torch.Tensor:
+        """Noise-free ``Ĥ ⊙ X(x)`` ``[B, N]`` on the data positions (on-air order): the
+        re-simulation that DiffCom's received-grid measurement ``‖Y_data − Ĥ⊙X(x̂0)‖`` compares
+        with :meth:`received`. Differentiable."""
+        return self.channel_on_data(use_true_channel) * self.transmitted(x)
+
+    def biased_mmse(self, y_data: torch.Tensor) -> torch.Tensor:
+        """The receiver side ``Aᵀ``: the *biased* one-tap MMSE equaliser
+        ``conj(Ĥ)/(|Ĥ|² + N0 + err_var)`` applied to on-air samples ``y_data`` ``[B, N]``, then
+        de-interleaved. AWGN links have no equaliser (identity). Differentiable in ``y_data``."""
+        if self.link.cfg.kind == "awgn":
+            y = y_data
+        else:
+            h = self.channel_on_data()
+            s = self.no.to(h.real.dtype)[:, None]
+            err = self.link.data_err_var(self.output)
+            if err is not None:
+                s = s + err
+            y = h.conj() / (h.abs().square() + s) * y_data
+        return y[..., RandomInterleaver.inverse(self.perm)] if self.perm is not None else y
+
 
 def _unit_power_scale(x: torch.Tensor) -> torch.Tensor:
     """``[B]`` factor ``1 / sqrt(mean |x|²)`` per example (``x`` ``[B, N]``); zero rows stay zero."""
@@ -189,7 +234,8 @@ class AnalogChain(nn.Module):
         if perm is not None:
             y_eq = self.interleaver.deinterleave(y_eq, perm)
             no_eff = self.interleaver.deinterleave(no_eff, perm)
-        state = ChannelState(no=no, no_eff=no_eff, h_hat=out.h_hat, err_var=out.err_var, perm=perm,
+        state = ChannelState(no=no if out.no is None else out.no, no_eff=no_eff, h_hat=out.h_hat,
+                             err_var=out.err_var, perm=perm,
                              power_scale=scale, h_true=realization.h, normalize=True,
                              link=self.link, realization=realization, output=out)
         return y_eq, state
@@ -325,7 +371,7 @@ class DigitalChain(nn.Module):
         out = self.link.transmit(x, realization, no, generator)
         llr = self.demapper(out.y_eq, out.no_eff)[:, : self.num_coded_bits]
         llr = llr.reshape(batch, self.num_codewords, self.n)
-        state = ChannelState(no=no, no_eff=out.no_eff, h_hat=out.h_hat, err_var=out.err_var,
+        state = ChannelState(no=no if out.no is None else out.no, no_eff=out.no_eff, h_hat=out.h_hat, err_var=out.err_var,
                              perm=None, power_scale=torch.ones_like(no), h_true=realization.h,
                              normalize=False, link=self.link, realization=realization, output=out)
         return llr, state

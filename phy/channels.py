@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput
+from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
 
 __all__ = ["complex_normal", "awgn", "rayleigh_block_fading", "FlatLink"]
 
@@ -148,13 +148,21 @@ class FlatLink(Link):
         if x.shape[1:] != (self.num_symbols,):
             raise ValueError(f"x must be [B, {self.num_symbols}]; got {tuple(x.shape)}")
         h = realization.h
-        y, _ = awgn(h * x, no, generator)
-        no = _as_batch(no, x.shape[0], y)
+        hx = h * x
+        no = instantaneous_noise(_as_batch(no, x.shape[0], hx), hx, self.cfg.snr_reference)
+        y, _ = awgn(hx, no, generator)
         w = self._weights(h, no)
         no_eff = no[:, None] * w.abs().square()  # = N0 / |h|² for both equalisers
-        return LinkOutput(y_eq=w * y, no_eff=no_eff, h_hat=h, err_var=None, weights={"w": w}, y=y)
+        return LinkOutput(y_eq=w * y, no_eff=no_eff, h_hat=h, err_var=None, weights={"w": w}, y=y, no=no)
 
     def noise_free(self, x, realization, out, use_true_channel=False) -> torch.Tensor:
         """``w h x`` with the stored weights ``w`` (flat links: ``h_hat`` is the true ``h``)."""
-        h = realization.h if use_true_channel or out.h_hat is None else out.h_hat
-        return out.weights["w"] * (h * x)
+        return out.weights["w"] * (self.data_channel(realization, out, use_true_channel) * x)
+
+    def received_data(self, out: LinkOutput) -> torch.Tensor:
+        """``y = h x + n`` as received (before the equaliser), ``[B, N]``."""
+        return out.y
+
+    def data_channel(self, realization, out, use_true_channel=False) -> torch.Tensor:
+        """``h`` ``[B, N]`` (flat links have perfect CSI: ``h_hat`` is the true ``h``)."""
+        return realization.h if use_true_channel or out.h_hat is None else out.h_hat

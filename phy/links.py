@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 KINDS = ("awgn", "rayleigh", "ofdm", "tdl")
+SNR_REFERENCES = ("average", "instantaneous")
 ESTIMATORS = ("perfect", "ls", "lmmse")
 EQUALIZERS = ("zf", "mmse")
 
@@ -47,6 +48,11 @@ class LinkConfig:
     :param clip_ratio: amplitude clipping threshold as a multiple of the time-domain RMS
         amplitude (``None`` = no clipping)
     :param interleave: analog chain: random symbol interleaver (a permutation per realization)
+    :param snr_reference: what the CSNR ``1/N0`` refers to. ``"average"`` (DESIGN.md §3): the
+        average SNR per data RE, ``N0`` as requested. ``"instantaneous"`` (the DiffCom reference
+        code): per example, ``N0`` is scaled by the measured power of the noise-free received
+        signal of *that* realisation (time domain, pilots and CP included on OFDM), so every
+        example sees SNR ``1/N0`` whatever its fading; see :func:`instantaneous_noise`.
     """
 
     kind: str = "awgn"
@@ -64,6 +70,7 @@ class LinkConfig:
     equalizer: str = "mmse"
     clip_ratio: float | None = None
     interleave: bool = True
+    snr_reference: str = "average"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -72,6 +79,26 @@ class LinkConfig:
             raise ValueError(f"estimator must be one of {ESTIMATORS}; got {self.estimator!r}")
         if self.equalizer not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {self.equalizer!r}")
+        if self.snr_reference not in SNR_REFERENCES:
+            raise ValueError(f"snr_reference must be one of {SNR_REFERENCES}; got {self.snr_reference!r}")
+
+
+def instantaneous_noise(no: torch.Tensor, received: torch.Tensor, reference: str) -> torch.Tensor:
+    """``N0`` per example for an SNR reference (see :attr:`LinkConfig.snr_reference`).
+
+    :param no: ``[B]`` requested ``N0`` (``1/CSNR`` for unit transmit power)
+    :param received: ``[B, ...]`` the noise-free received samples of each example (all of them:
+        on OFDM the time-domain waveform with pilots and CP)
+    :param reference: ``"average"`` (``no`` unchanged) | ``"instantaneous"``
+        (``no · mean|received|²``: the measured received power over ``1/N0``)
+    :returns: ``[B]`` real, detached (the noise level is a property of the channel, not of x)
+    """
+    if reference == "average":
+        return no
+    if reference != "instantaneous":
+        raise ValueError(f"snr_reference must be one of {SNR_REFERENCES}; got {reference!r}")
+    power = received.detach().abs().square().flatten(1).mean(-1).to(no.dtype)
+    return no * power
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,8 @@ class LinkOutput:
     :param weights: equaliser state needed to re-apply the *same* equaliser in
         :meth:`Link.noise_free` (link-specific)
     :param y: the received signal before equalisation (link-specific layout), for blind receivers
+    :param no: ``[B]`` the noise variance ``N0`` actually applied (differs from the requested one
+        with ``snr_reference: instantaneous``); ``None`` = as requested
     """
 
     y_eq: torch.Tensor
@@ -138,6 +167,7 @@ class LinkOutput:
     err_var: torch.Tensor | None = None
     weights: dict = field(default_factory=dict)
     y: torch.Tensor | None = None
+    no: torch.Tensor | None = None
 
 
 class Link(nn.Module):
@@ -190,3 +220,23 @@ class Link(nn.Module):
         channel and the transmitted ``x`` the result equals ``out.y_eq`` minus the equalised noise.
         """
         raise NotImplementedError
+
+    # -- the received (un-equalised) domain: what DiffCom's measurement compares --------------
+    def received_data(self, out: LinkOutput) -> torch.Tensor:
+        """``[B, N]`` complex: the received, *un-equalised* samples on the data positions, in
+        on-air order (OFDM: the data REs of ``out.y``; pilots dropped)."""
+        raise NotImplementedError
+
+    def data_channel(self, realization: ChannelRealization, out: LinkOutput,
+                     use_true_channel: bool = False) -> torch.Tensor:
+        """``[B, N]`` complex channel (estimate ``out.h_hat``, or the true one) on the data positions."""
+        raise NotImplementedError
+
+    def data_err_var(self, out: LinkOutput) -> torch.Tensor | None:
+        """``[B, N]`` channel-estimation error variance on the data positions (``None``: perfect)."""
+        return None
+
+    def tx_data(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, N]`` what the data positions carry when ``x`` ``[B, N]`` is sent (after any
+        transmitter impairment such as clipping); differentiable. Flat links: ``x`` itself."""
+        return x

@@ -48,7 +48,7 @@ from .channels import complex_normal
 from .equalization import equalize
 from .estimation import build_estimator
 from .impairments import clip_amplitude
-from .links import ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput
+from .links import ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
 from .multipath import ExpDecayPDP, TDLProfile, frequency_covariance, frequency_response
 
 __all__ = ["OFDMLink", "pilot_symbol_indices", "qpsk_pilots"]
@@ -57,7 +57,10 @@ _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
 
 def pilot_symbol_indices(num_ofdm_symbols: int, num_pilot_symbols: int) -> list[int]:
-    """Pilot OFDM symbols spread evenly over the frame, e.g. one pilot in 17 symbols -> ``[8]``."""
+    """Pilot OFDM symbols spread evenly over the frame, e.g. one pilot in 17 symbols -> ``[8]``
+    (none for a pilot-free frame)."""
+    if num_pilot_symbols == 0:
+        return []
     if not 0 < num_pilot_symbols < num_ofdm_symbols:
         raise ValueError(f"need 0 < pilot_symbols < OFDM symbols per frame; got {num_pilot_symbols} "
                          f"of {num_ofdm_symbols}")
@@ -145,8 +148,12 @@ class OFDMLink(Link):
         cov = frequency_covariance(self.channel_model.powers, self.channel_model.delays, m,
                                    cfg.subcarrier_spacing)
         self.register_buffer("cov_freq", cov.to(self.device), persistent=False)
+        # A pilot-free frame (pilot_symbols 0) gives an estimator nothing to work on: such a link
+        # delivers no channel estimate and no equalisation (only blind receivers can use it),
+        # unless the receiver has genie CSI (estimator "perfect").
+        self.has_estimate = p > 0 or cfg.estimator == "perfect"
         self.estimator = build_estimator(cfg.estimator, self.resource_grid, cov, interpolation,
-                                         precision=precision, device=dev)
+                                         precision=precision, device=dev) if p > 0 else None
 
     # ---------------------------------------------------------------- grid arithmetic
     @staticmethod
@@ -158,8 +165,8 @@ class OFDMLink(Link):
         cyclic prefix ``F · (data_symbols + pilot_symbols) · cp`` samples.
         """
         n, d, p = int(num_symbols), int(cfg.data_symbols), int(cfg.pilot_symbols)
-        if n < 1 or d < 1 or p < 1:
-            raise GridError(f"need N >= 1, data_symbols >= 1 and pilot_symbols >= 1; got N={n}, "
+        if n < 1 or d < 1 or p < 0:
+            raise GridError(f"need N >= 1, data_symbols >= 1 and pilot_symbols >= 0; got N={n}, "
                             f"data_symbols={d}, pilot_symbols={p}")
         if cfg.subcarriers is None:
             if n % d:
@@ -256,14 +263,23 @@ class OFDMLink(Link):
         if self.domain == "time":
             xt = self.waveform(xg)
             yt = self._convolve(xt, realization.extra["a"].to(self.cdtype))
+            no = instantaneous_noise(no, yt, self.cfg.snr_reference)
             n = complex_normal(yt.shape, generator, self.cdtype, self.device)
             yg = self.demodulator(yt + n * no.sqrt()[:, None, None])
         else:
             if self.cfg.clip_ratio is not None:
                 xg = self.demodulator(self.waveform(xg))
+            if self.cfg.snr_reference != "average":
+                # the received waveform with CP (circular model, exact for CP >= channel memory)
+                no = instantaneous_noise(no, self.modulator(h * xg), self.cfg.snr_reference)
             n = complex_normal(xg.shape, generator, self.cdtype, self.device)
             yg = h * xg + n * no.sqrt()[:, None, None, None]
 
+        if not self.has_estimate:
+            # pilot-free: no estimate, no equaliser; y_eq is the raw data REs (blind receivers only)
+            ones = torch.ones_like(yg)
+            return LinkOutput(y_eq=self.extract(yg), no_eff=no[:, None].expand(b, self.num_symbols).clone(),
+                              h_hat=None, err_var=None, weights={"w": ones}, y=yg, no=no)
         if self.estimator is None:
             h_hat, err_var = h, None
         else:
@@ -274,7 +290,7 @@ class OFDMLink(Link):
             err_var = err_var.reshape(b, f, s, m).to(_REAL[self.cdtype])
         y_eq, no_eff, w = equalize(yg, h_hat, no[:, None, None, None], err_var, self.cfg.equalizer)
         return LinkOutput(y_eq=self.extract(y_eq), no_eff=self.extract(no_eff), h_hat=h_hat,
-                          err_var=err_var, weights={"w": w}, y=yg)
+                          err_var=err_var, weights={"w": w}, y=yg, no=no)
 
     def noise_free(self, x: torch.Tensor, realization: ChannelRealization, out: LinkOutput,
                    use_true_channel: bool = False) -> torch.Tensor:
@@ -284,4 +300,26 @@ class OFDMLink(Link):
         exactly (CP >= channel memory); clipping is re-applied to ``x`` when configured.
         """
         h = realization.h if use_true_channel else out.h_hat
+        if h is None:
+            raise ValueError("this OFDM link has no channel estimate (pilot_symbols 0)")
         return self.extract(out.weights["w"] * h * self._tx_grid(x))
+
+    def received_data(self, out: LinkOutput) -> torch.Tensor:
+        """The data REs of the received grid ``out.y`` (pilot REs dropped), ``[B, N]`` on-air order."""
+        return self.extract(out.y)
+
+    def data_channel(self, realization, out, use_true_channel=False) -> torch.Tensor:
+        """``Ĥ`` (or the true ``H``) on the data REs, ``[B, N]``."""
+        h = realization.h if use_true_channel else out.h_hat
+        if h is None:
+            raise ValueError("this OFDM link has no channel estimate (pilot_symbols 0)")
+        return self.extract(h)
+
+    def data_err_var(self, out: LinkOutput) -> torch.Tensor | None:
+        return None if out.err_var is None else self.extract(out.err_var)
+
+    def tx_data(self, x: torch.Tensor) -> torch.Tensor:
+        """The data REs of the transmitted grid (clipping included), ``[B, N]``; pilots never enter."""
+        if self.cfg.clip_ratio is None:
+            return x.to(self.cdtype)
+        return self.extract(self._tx_grid(x))

@@ -166,7 +166,7 @@ def _betas_from_scheduler_config(cfg: Mapping[str, Any]) -> Tensor:
     start, end = float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02))
     if kind == "linear":
         # diffusers' "linear" takes the endpoints as given (no ADM 1000/T rescaling).
-        return torch.linspace(start, end, T, dtype=torch.float64)
+        return linear_betas(T, start, end, rescale=False)
     if kind == "scaled_linear":
         return torch.linspace(start**0.5, end**0.5, T, dtype=torch.float64) ** 2
     if kind == "squaredcos_cap_v2":

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from linksim.phy.multipath import pdp
 
 from ..base import Decoded, OperatingPoint, RxSignal
 from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
-from .blind import BlindDiffCom
+from .blind import SUCCESS_NMSE, BlindDiffCom
 from .diffcom import DiffCom
 from .hifi import HiFiDiffCom
 from .loaders import EMBEDDED_PRIOR_DIR
@@ -76,8 +76,9 @@ class DiffComSettings(BaseModel):
     :param zeta: ζ, weight of ``‖y − A(x̂0)‖₂``
     :param lr: guidance step size
     :param autocast: run the prior in reduced precision
-    :param measurement: ``biased_mmse`` (default: residuals of equalised symbols weighted by the
-        MMSE bias ``1/(1 + no_eff)``, as the reference code's biased MMSE output) or ``unbiased``
+    :param measurement: ``received`` (default, the reference: ζ‖Y_data − Ĥ⊙X(x̂0)‖ on the
+        un-equalised received data samples) or ``equalised`` (linksim variant: residual of the
+        equalised symbols, each weighted by the MMSE bias ``1/(1 + no_eff)``)
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -88,24 +89,31 @@ class DiffComSettings(BaseModel):
     zeta: float = 1.0
     lr: float = 1.0
     autocast: bool = False
-    measurement: Literal["biased_mmse", "unbiased"] = "biased_mmse"
+    measurement: Literal["received", "equalised"] = "received"
 
 
 class HiFiDiffComSettings(DiffComSettings):
-    """``kind: hifi_diffcom``: adds γ, κ and ``step_scale`` (fraction of the ``t_start+1`` steps)."""
+    """``kind: hifi_diffcom``: adds γ, κ, ``start_scale`` (the paper's N: start at
+    ``int(t_start·N)``, then every step to 0) and ``step_scale`` (linksim's speed option: the
+    fraction of those ``t_start'+1`` steps actually taken, strided); both combine."""
 
     zeta: float = 0.25
     gamma: float = 0.25
     kappa: float = 5.0
-    step_scale: float = 1.0
+    start_scale: float = Field(1.0, gt=0)
+    step_scale: float = Field(1.0, gt=0, le=1)
 
 
 class BlindDiffComSettings(DiffComSettings):
     """``kind: blind_diffcom``: ``lr`` is the initial ``lr_x`` (-> 0), ``lr_h`` the taps' (-> 0);
-    the received grid is used as it is (no equaliser), so ``measurement`` can only be ``none``."""
+    the received data REs are used as they are (no estimate, no equaliser, no pilots), so
+    ``measurement`` can only be ``received``. ``pilot_aided: true`` (not the paper's method) adds
+    the known pilot REs; ``success_nmse`` is the tap-NMSE threshold of ``channel_success``."""
 
     lr_h: float = 0.2
-    measurement: Literal["none"] = "none"
+    measurement: Literal["received"] = "received"
+    pilot_aided: bool = False
+    success_nmse: float = Field(SUCCESS_NMSE, gt=0)
 
 
 class DiffComMethod(JSCCMethod):
@@ -149,14 +157,17 @@ class HiFiDiffComMethod(DiffComMethod):
     def build_receiver(self):
         c, p = self.config, self.point
         return HiFiDiffCom(self.prior, self.model, p.csnr_db, p.cbr, p.image_shape, zeta=c.zeta, gamma=c.gamma,
-                           lr=c.lr, kappa=c.kappa, step_scale=c.step_scale, autocast=c.autocast,
-                           measurement=c.measurement)
+                           lr=c.lr, kappa=c.kappa, start_scale=c.start_scale, step_scale=c.step_scale,
+                           autocast=c.autocast, measurement=c.measurement)
 
 
 class BlindDiffComMethod(DiffComMethod):
-    """``kind: blind_diffcom``: no channel estimate; needs ``channel: ofdm`` (exponential PDP)."""
+    """``kind: blind_diffcom``: no channel estimate, no pilots; needs ``channel: ofdm``
+    (exponential PDP). Runs on ``pilot_symbols: 0``; ``pilot_aided: true`` is labelled in the
+    ``pilot_aided`` column of ``results.csv``."""
 
-    extra_columns = ("channel_nmse",)
+    extra_columns = ("channel_nmse", "channel_success", "pilot_aided")
+    needs_channel_estimate = False
 
     @classmethod
     def check(cls, config, point: OperatingPoint) -> None:
@@ -169,4 +180,11 @@ class BlindDiffComMethod(DiffComMethod):
         if p.link.kind != "ofdm":
             raise ValueError(f"blind_diffcom needs an OFDM channel with sample-spaced taps (ofdm); got {p.link.kind}")
         return BlindDiffCom(self.prior, self.model, p.csnr_db, p.image_shape, pdp(p.link.paths, p.link.decay),
-                            num_steps=c.num_steps, zeta=c.zeta, lr=c.lr, lr_h=c.lr_h, autocast=c.autocast)
+                            num_steps=c.num_steps, zeta=c.zeta, lr=c.lr, lr_h=c.lr_h, autocast=c.autocast,
+                            pilot_aided=c.pilot_aided, success_nmse=c.success_nmse)
+
+    def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
+        d = super().decode(rx, generator)
+        if "channel_nmse" in d.extras:
+            d.extras["pilot_aided"] = torch.full_like(d.extras["channel_nmse"], float(self.config.pilot_aided))
+        return d

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .schedules import alphas_cumprod_from_betas, respaced_betas, spaced_timesteps
+from .schedules import Schedule, spaced_timesteps
 
 __all__ = ["Prior"]
 
@@ -37,7 +37,8 @@ class Prior(nn.Module):
 
     Attributes: ``num_timesteps`` (T), buffers ``betas``, ``alphas_cumprod``,
     ``alphas_cumprod_prev``, ``posterior_variance``, ``posterior_log_variance_clipped``,
-    ``posterior_mean_coef1``/``coef2``, ``timestep_map`` (all float64 except the map).
+    ``posterior_mean_coef1``/``coef2``, ``timestep_map`` (all float64 except the map),
+    ``reverse_variance`` (the fixed reverse-step variance); ``schedule`` the :class:`Schedule`.
     """
 
     def __init__(
@@ -52,31 +53,16 @@ class Prior(nn.Module):
         if fixed_variance not in ("large", "small"):
             raise ValueError(f"fixed_variance must be 'large' or 'small', got {fixed_variance!r}")
         self.fixed_variance = fixed_variance
-        betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
-        if betas.numel() < 1 or not bool(((betas > 0) & (betas <= 1)).all()):
-            raise ValueError("betas must be a non-empty vector with values in (0, 1]")
         self.net = net
         self.learned_sigma = bool(learned_sigma)
-        self.num_timesteps = int(betas.numel())
-        T = self.num_timesteps
-        if timestep_map is None:
-            timestep_map = torch.arange(T, dtype=torch.long)
-        timestep_map = torch.as_tensor(timestep_map, dtype=torch.long).flatten()
-        if timestep_map.numel() != T:
-            raise ValueError(f"timestep_map has {timestep_map.numel()} entries, expected {T}")
-        abar = alphas_cumprod_from_betas(betas)
-        abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
-        post_var = betas * (1 - abar_prev) / (1 - abar)
-        self.register_buffer("betas", betas)
-        self.register_buffer("alphas_cumprod", abar)
-        self.register_buffer("alphas_cumprod_prev", abar_prev)
-        self.register_buffer("timestep_map", timestep_map)
-        self.register_buffer("posterior_variance", post_var)
-        # posterior_variance[0] = 0; ADM clips the log by reusing step 1's value there.
-        clipped = torch.cat([post_var[1:2], post_var[1:]]) if T > 1 else betas.clone()
-        self.register_buffer("posterior_log_variance_clipped", torch.log(clipped))
-        self.register_buffer("posterior_mean_coef1", betas * abar_prev.sqrt() / (1 - abar))
-        self.register_buffer("posterior_mean_coef2", (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar))
+        # every schedule buffer comes from the one Schedule (schedules.py), also used by the sampler
+        self.schedule = Schedule(betas, timestep_map)
+        self.num_timesteps = self.schedule.num_timesteps
+        for name in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "posterior_variance",
+                     "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2"):
+            self.register_buffer(name, getattr(self.schedule, name).clone())
+        self.register_buffer("timestep_map", self.schedule.timesteps.clone())
+        self.register_buffer("reverse_variance", self.schedule.fixed_variance(fixed_variance).clone(), persistent=False)
 
     # -- network ---------------------------------------------------------------------------
 
@@ -157,11 +143,7 @@ class Prior(nn.Module):
         x0_hat = self.predict_x0(x_t, t, eps)
         mean, _, _ = self.posterior_mean_variance(x0_hat, x_t, t)
         if var is None:
-            if self.fixed_variance == "large":
-                fixed = torch.cat([self.posterior_variance[1:2], self.betas[1:]])
-            else:
-                fixed = self.posterior_variance
-            var = _at(fixed, t, x_t)
+            var = _at(self.reverse_variance, t, x_t)
         return mean, var, x0_hat, eps
 
     # -- respacing ---------------------------------------------------------------------------
@@ -173,8 +155,14 @@ class Prior(nn.Module):
         :returns: a :class:`Prior` with ``T' = len(kept)`` steps whose ``abar`` equal the kept
             steps' ``abar``, and whose ``timestep_map`` sends step k to the network's step.
         """
-        kept = spaced_timesteps(self.num_timesteps, num_steps)
-        betas = respaced_betas(self.alphas_cumprod.cpu(), kept)
-        return Prior(
-            self.net, betas, self.learned_sigma, self.timestep_map.cpu()[kept], self.fixed_variance
-        )
+        return self.on_steps(spaced_timesteps(self.num_timesteps, num_steps))
+
+    def on_steps(self, kept: Tensor | Sequence[int]) -> Prior:
+        """A prior on the sub-chain that visits exactly the steps ``kept`` (sorted, of this chain):
+        :meth:`Schedule.respace`, so a learned variance is re-interpolated between the respaced
+        ``β'`` and ``β̃'`` (ADM ``SpacedDiffusion``); the identity when ``kept`` is every step."""
+        kept = torch.as_tensor(kept, dtype=torch.long).flatten().cpu()
+        if kept.numel() == self.num_timesteps and bool((kept == torch.arange(self.num_timesteps)).all()):
+            return self
+        sched = self.schedule.respace(kept)
+        return Prior(self.net, sched.betas, self.learned_sigma, sched.timesteps, self.fixed_variance)

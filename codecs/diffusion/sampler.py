@@ -1,20 +1,31 @@
 """The diffusion-posterior-sampling loop shared by the DiffCom receivers.
 
-One guided ancestral step (DPS, Chung et al.; DiffCom, Wang et al.)::
+One guided ancestral step (DPS, Chung et al.; DiffCom, Wang et al.) from step ``t`` to the next
+visited step ``s``::
 
     ε = prior.eps(x_t, t)                               1 NFE
     x̂0 = clip(prior.predict_x0(x_t, t, ε), −1, 1)       Tweedie
-    x'_s = μ̃(x̂0, x_t) + σ̃·z                            DDPM posterior q(x_s | x_t, x̂0), s < t
+    x'_s = μ̃(x̂0, x_t) + σ_t·z                          DDPM posterior q(x_s | x_t, x̂0)
     x_s = x'_s − lr·∇_{x_t} loss(x̂0)                    loss = subclass guide(), e.g. ζ·‖y − A(x̂0)‖₂
 
-``A`` = frozen JSCC encoder on ``(x̂0 + 1)/2`` followed by the chain's noise-free, differentiable
-:meth:`~linksim.phy.chains.ChannelState.forward_operator` (estimated channel, stored interleaver,
-same equaliser). The posterior mean is always computed from the *clipped* x̂0. On consecutive
-steps (``s = t − 1``) the noise variance is the prior's own (``p_sample_stats``: learned sigma or
-its fixed choice), as in DPS/DiffCom; on strided steps (``s`` = the next spaced step) the
-posterior uses the respaced ``β = 1 − ᾱ_t/ᾱ_s`` and the "small" variance
-``σ̃² = β(1−ᾱ_s)/(1−ᾱ_t)`` (a learned variance is not respaced: known gap). All images of a batch
-are sampled together; the loss is a sum of per-image terms, so each image's gradient is its own.
+**Schedule.** The visited steps (all ``T``, a stride, or HiFi's ``t_start … 0``) define a
+respaced chain (:meth:`~linksim.codecs.diffusion.prior.Prior.on_steps`, ADM
+``SpacedDiffusion``): ``β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}}``, the posterior mean and variance from
+``β'``, and a learned variance re-interpolated between the respaced ``β'`` and ``β̃'``. On
+consecutive steps that is the original chain. The posterior mean always uses the *clipped* x̂0.
+
+**Last step.** The final step (to ``t = −1``, i.e. x0) applies no guidance: it returns the
+unguided posterior mean (= the clipped x̂0), as the reference code does.
+
+**Measurement** (``measurement``): ``"received"`` (default, the DiffCom reference): ``y`` = the
+received, *un-equalised* samples on the data positions ``Y_data`` and ``A(x) = Ĥ ⊙ X(x)``
+(:meth:`~linksim.phy.chains.ChannelState.forward_received`: JSCC encoder -> unit power ->
+interleaver -> the link's data REs, clipping included; Ĥ the link's estimate, 1 on AWGN, the
+true gain on flat Rayleigh). With white noise on ``Y`` this is the likelihood; it weights RE k
+by ``|Ĥ_k|``. ``"equalised"`` (a linksim variant, not the reference): ``y`` = the equalised
+symbols and ``A`` = :meth:`~linksim.phy.chains.ChannelState.forward_operator` (same equaliser),
+each residual scaled by the MMSE bias ``1/(1 + no_eff)`` (AWGN: 1). All images of a batch are
+sampled together; the loss is a sum of per-image terms, so each image's gradient is its own.
 
 Subclasses (:class:`~linksim.codecs.diffusion.diffcom.DiffCom`,
 :class:`~linksim.codecs.diffusion.hifi.HiFiDiffCom`,
@@ -32,13 +43,10 @@ import torch
 
 from ..base import Decoded, Receiver, RxSignal
 
-__all__ = ["linear_alphas_cumprod", "spaced_steps", "SampleResult", "DiffusionReceiver"]
+__all__ = ["MEASUREMENTS", "spaced_steps", "SampleResult", "DiffusionReceiver"]
 
-
-def linear_alphas_cumprod(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """``ᾱ_t = Π_{i<=t} (1 − β_i)`` of the linear schedule (DDPM), ``[T]`` float64."""
-    betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas, 0)
+#: what the guidance residual compares (see the module doc)
+MEASUREMENTS = ("received", "equalised")
 
 
 def spaced_steps(t_start: int, num_steps: int) -> list[int]:
@@ -63,7 +71,8 @@ class SampleResult:
 
     :param x0: ``[B, 3, H, W]`` final sample in ``[-1, 1]``
     :param nfe: prior evaluations per image (= steps taken)
-    :param trace: per-step metrics (``{"t": [...], "loss": [[B], ...]}``) when recording, else empty
+    :param trace: per-step metrics (``{"t": [...], "loss": [[B], ...]}``, guided steps only) when
+        recording, else empty
     :param aux: final auxiliary variables (e.g. Blind-DiffCom's channel taps)
     """
 
@@ -76,8 +85,9 @@ class SampleResult:
 class DiffusionReceiver(Receiver):
     """Guided ancestral sampling with a pixel-space prior and a JSCC forward operator.
 
-    :param prior: ``Prior`` (``num_timesteps``, ``alphas_cumprod`` ``[T]``, ``eps(x_t, t)``,
-        ``predict_x0(x_t, t, eps)``; images in ``[-1, 1]``)
+    :param prior: :class:`~linksim.codecs.diffusion.prior.Prior` (``num_timesteps``,
+        ``alphas_cumprod`` ``[T]``, ``on_steps``, ``model_output``, ``predict_x0``,
+        ``posterior_mean_variance``, ``reverse_variance``; images in ``[-1, 1]``)
     :param jscc: frozen ADJSCC (``encode(images [0,1], csnr_db)`` -> ``[B, N]`` complex and
         ``decode(y, csnr_db, no_eff, image_size, tx_scale)``), or ``None`` when a subclass needs none
     :param csnr_db: nominal CSNR [dB] fed to the JSCC AF modules
@@ -87,20 +97,16 @@ class DiffusionReceiver(Receiver):
     :param lr: guidance step size (constant; subclasses may schedule it)
     :param autocast: run the prior under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA)
     :param record_metrics: keep the per-step loss in :attr:`SampleResult.trace` (off: no cost)
-    :param measurement: how the equalised residual ``y − A(x̂0)`` is weighted per symbol.
-        ``"biased_mmse"`` (default, what the reference code measures): on equalised (fading)
-        links the residual of symbol ``k`` is scaled by the MMSE bias ``b_k = 1/(1 + no_eff_k)``,
-        i.e. the loss compares *biased* MMSE outputs ``b·y`` and ``b·A(x̂0)``; deep fades, whose
-        unbiased outputs are mostly noise, then barely pull the sample. With one antenna the
-        unbiased output makes ``A(x; ĥ)`` the encoder alone and every symbol counts equally.
-        AWGN links have no equaliser: weight 1 either way. ``"unbiased"``: weight 1 everywhere.
+    :param measurement: ``"received"`` (default; the reference: un-equalised data samples vs
+        ``Ĥ ⊙ X(x̂0)``) | ``"equalised"`` (linksim variant: MMSE-bias weighted residual of the
+        equalised symbols); see the module doc
     """
 
     def __init__(self, prior, jscc, csnr_db: float, image_shape, *, num_steps: int | None = None,
                  zeta: float = 1.0, lr: float = 1.0, autocast: bool = False, record_metrics: bool = False,
-                 measurement: str = "biased_mmse"):
-        if measurement not in ("biased_mmse", "unbiased"):
-            raise ValueError(f"measurement must be 'biased_mmse' or 'unbiased'; got {measurement!r}")
+                 measurement: str = "received"):
+        if measurement not in MEASUREMENTS:
+            raise ValueError(f"measurement must be one of {MEASUREMENTS}; got {measurement!r}")
         self.measurement = measurement
         self.prior = prior
         self.jscc = jscc
@@ -123,15 +129,25 @@ class DiffusionReceiver(Receiver):
         return spaced_steps(t_max, self.num_steps or t_max + 1)
 
     def prepare(self, rx: RxSignal, state) -> dict:
-        """The measurement context: ``y`` ``[B, N]``, ``state``, ``no_eff``, ``tx_scale``, ``x_mse``."""
-        ctx = {"y": rx.y, "state": state, "no_eff": getattr(state, "no_eff", None),
-               "tx_scale": rx.tx_meta.get("tx_scale")}
-        ctx["weight"] = self.residual_weight(state, ctx["no_eff"], rx.y)
-        if self.jscc is not None:
-            with torch.no_grad():
-                ctx["x_mse"] = self.jscc.decode(rx.y, self.csnr_db, no_eff=ctx["no_eff"], image_size=self.image_shape,
-                                                tx_scale=ctx["tx_scale"]).clamp(0, 1)
+        """The measurement context: ``y`` (the measurement, ``[B, N]``), ``y_eq`` (equalised
+        symbols), ``state``, ``no_eff``, ``tx_scale``, ``weight`` (``None`` = 1)."""
+        ctx = {"y_eq": rx.y, "state": state, "no_eff": getattr(state, "no_eff", None),
+               "tx_scale": rx.tx_meta.get("tx_scale"), "weight": None}
+        if self.measurement == "received":
+            ctx["y"] = state.received()
+        else:
+            ctx["y"] = rx.y
+            ctx["weight"] = self.residual_weight(state, ctx["no_eff"], rx.y)
         return ctx
+
+    def simulate(self, x_tx: torch.Tensor, ctx: dict) -> torch.Tensor:
+        """Noise-free ``A`` applied to encoder output ``x_tx`` ``[B, N]``, in the measurement's
+        domain (``received``: ``Ĥ ⊙ X``, on-air order; ``equalised``: the chain's equalised
+        re-simulation). Differentiable."""
+        state = ctx["state"]
+        if self.measurement == "received":
+            return state.forward_received(x_tx)
+        return state.forward_operator(x_tx)
 
     def init(self, ctx: dict, generator: torch.Generator) -> torch.Tensor:
         """``x`` at the first step (default: pure noise ``N(0, I)``)."""
@@ -143,7 +159,8 @@ class DiffusionReceiver(Receiver):
         return {}
 
     def aux_step(self, aux: dict, grads: dict, t: int, s: int, i: int, n: int, generator) -> dict:
-        """Update the auxiliary variables from ``t`` to ``s`` given their loss gradients."""
+        """Update the auxiliary variables from ``t`` to ``s`` given their loss gradients (``grads``
+        is empty on the unguided last step)."""
         return aux
 
     def aux_x0(self, aux: dict, t: int) -> dict:
@@ -160,8 +177,9 @@ class DiffusionReceiver(Receiver):
 
     # ------------------------------------------------------------------ helpers
     def residual_weight(self, state, no_eff: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor | None:
-        """Per-symbol weight ``[B, N]`` of the residual (``None`` = 1); see ``measurement``."""
-        if self.measurement == "unbiased" or no_eff is None:
+        """``measurement: equalised``: per-symbol MMSE-bias weight ``1/(1 + no_eff)`` ``[B, N]``
+        on equalised (non-AWGN) links, ``None`` (= 1) on AWGN."""
+        if no_eff is None:
             return None
         link = getattr(state, "link", None)
         if getattr(getattr(link, "cfg", None), "kind", None) == "awgn":
@@ -171,7 +189,7 @@ class DiffusionReceiver(Receiver):
     @staticmethod
     def residual_norm(y_sim: torch.Tensor, ctx: dict, weighted: bool = True) -> torch.Tensor:
         """``‖w ⊙ (y − y_sim)‖₂`` per image ``[B]`` over all but the batch dimension (``w`` =
-        ``ctx["weight"]`` from :meth:`residual_weight` when present and ``weighted``, else 1)."""
+        ``ctx["weight"]`` when present and ``weighted``, else 1; ``y`` = ``ctx["y"]``)."""
         r = ctx["y"] - y_sim
         if weighted and ctx.get("weight") is not None:
             r = r * ctx["weight"]
@@ -182,63 +200,60 @@ class DiffusionReceiver(Receiver):
         return self.jscc.encode((x0_hat + 1) / 2, self.csnr_db)
 
     def measurement_residual(self, x0: torch.Tensor, ctx: dict) -> torch.Tensor:
-        """``‖y − A(x0)‖₂`` per image ``[B]`` (evaluation; no gradient; never weighted, so that
-        receivers and weightings compare on one scale)."""
+        """``‖y − A(x0)‖₂`` per image ``[B]`` in the measurement's domain (evaluation; no
+        gradient; never weighted, so that receivers compare on one scale)."""
         with torch.no_grad():
-            return self.residual_norm(ctx["state"].forward_operator(self.encode(x0)), ctx, weighted=False)
+            return self.residual_norm(self.simulate(self.encode(x0), ctx), ctx, weighted=False)
 
     @staticmethod
     def _randn(shape, generator: torch.Generator | None, device=None, dtype=torch.float32) -> torch.Tensor:
         gdev = generator.device if generator is not None else "cpu"
         return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device or "cpu")
 
-    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, consecutive: bool):
-        """One prior evaluation: ``(eps, var)``; ``var`` is the prior's own reverse-step variance
-        (learned or fixed, from ``p_sample_stats``) on consecutive steps, else ``None``."""
-        use_stats = consecutive and hasattr(self.prior, "p_sample_stats")
+    def _model(self, prior, x_t: torch.Tensor, k: torch.Tensor):
+        """One prior evaluation on the respaced chain ``prior``: ``(x̂0 clipped, var)``."""
         ctx = contextlib.nullcontext()
         if self.autocast:
             dev = x_t.device.type
             ctx = torch.autocast(dev, dtype=torch.float16 if dev == "cuda" else torch.bfloat16)
         with ctx:
-            if use_stats:
-                _, var, _, eps = self.prior.p_sample_stats(x_t, t)
-                return eps.float(), var.float()
-            return self.prior.eps(x_t, t).float(), None
+            eps, var = prior.model_output(x_t, k)
+        eps = eps.float()
+        if var is None:
+            var = prior.reverse_variance.to(x_t.device)[k].float().view(-1, 1, 1, 1)
+        return prior.predict_x0(x_t, k, eps).clamp(-1, 1), var.float()
 
     # ------------------------------------------------------------------ the loop
     def sample(self, ctx: dict, generator: torch.Generator | None = None) -> SampleResult:
         """Run the guided reverse process; see the module doc."""
         steps = self.timesteps()
+        chain = self.prior.on_steps(sorted(steps))  # respaced schedule of exactly these steps
         x = self.init(ctx, generator)
         aux = self.init_aux(ctx, generator)
         device = x.device
         trace = {"t": [], "loss": []} if self.record_metrics else {}
         n = len(steps)
         for i, t in enumerate(steps):
+            k = torch.full((x.shape[0],), n - 1 - i, dtype=torch.long, device=device)  # index in `chain`
             s = steps[i + 1] if i + 1 < n else -1
-            a_t = float(self._ac[t])
-            a_s = float(self._ac[s]) if s >= 0 else 1.0
+            if s < 0:  # the last step: unguided posterior mean, no noise (reference behaviour)
+                with torch.no_grad():
+                    x0, _ = self._model(chain, x, k)
+                    x = chain.posterior_mean_variance(x0, x, k)[0]
+                    ctx["aux_x0"] = self.aux_x0(aux, t)
+                aux = self.aux_step(aux, {}, t, s, i, n, generator)
+                break
             x_t = x.detach().requires_grad_(True)
-            aux_t = {k: v.detach().requires_grad_(True) for k, v in aux.items()}
+            aux_t = {key: v.detach().requires_grad_(True) for key, v in aux.items()}
             with torch.enable_grad():
-                tt = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
-                eps, prior_var = self._eps(x_t, tt, consecutive=(s == t - 1))
-                x0 = self.prior.predict_x0(x_t, tt, eps).clamp(-1, 1)
+                x0, var = self._model(chain, x_t, k)
                 ctx["aux_x0"] = self.aux_x0(aux_t, t)
                 loss = self.guide(x0, ctx, i)
                 variables = [x_t, *aux_t.values()]
                 grads = torch.autograd.grad(loss.sum(), variables, allow_unused=True)
             grads = [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
-            # DDPM posterior q(x_s | x_t, x̂0) with the respaced beta of this stride.
-            beta = 1.0 - a_t / a_s
-            c0 = a_s**0.5 * beta / (1.0 - a_t)
-            ct = (1.0 - beta) ** 0.5 * (1.0 - a_s) / (1.0 - a_t)
-            mean = c0 * x0.detach() + ct * x_t.detach()
-            if s >= 0:
-                var = beta * (1.0 - a_s) / (1.0 - a_t) if prior_var is None else prior_var.detach()
-                mean = mean + var**0.5 * self._randn(x.shape, generator, device)
-            x = mean - self.learning_rate(i, n) * grads[0]
+            mean = chain.posterior_mean_variance(x0.detach(), x_t.detach(), k)[0]
+            x = mean + var.detach() ** 0.5 * self._randn(x.shape, generator, device) - self.learning_rate(i, n) * grads[0]
             aux = self.aux_step(aux, dict(zip(aux_t.keys(), grads[1:])), t, s, i, n, generator)
             if self.record_metrics:
                 trace["t"].append(t)

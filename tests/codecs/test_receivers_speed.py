@@ -12,7 +12,7 @@ import torch
 
 from linksim.codecs.diffusion.hifi import HiFiDiffCom, t_start
 from linksim.codecs.diffusion.loaders import load_prior
-from linksim.codecs.diffusion.sampler import linear_alphas_cumprod
+from linksim.codecs.diffusion.schedules import Schedule, linear_betas
 from linksim.codecs.diffusion.training import ScheduleConfig, UNetConfig, build_unet, export_prior, scheduler_config
 from linksim.codecs.jscc.method import load_jscc
 
@@ -57,7 +57,7 @@ def test_quick_run_table(bench, tiny_prior, tmp_path):
 
     # full-run NFE: T for DiffCom/Blind; t_start + 1 for HiFi = 236 at 10 dB, CBR 1/48 (reference
     # test vector t_start = 235 of shared/reference/receivers.md)
-    hifi_nfe = t_start(10.0, "1/48", linear_alphas_cumprod(1000)) + 1
+    hifi_nfe = t_start(10.0, "1/48", Schedule(linear_betas(1000)).alphas_cumprod) + 1
     assert hifi_nfe == 236
     want_nfe = {"deepjscc": 0, "diffcom": 1000, "hifi_diffcom": hifi_nfe, "blind_diffcom": 1000}
     for r in rows:
