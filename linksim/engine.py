@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 import warnings
@@ -416,7 +415,8 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     method = cls(config, op)
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
-    channel_uses = grid.num_data + grid.pilot_res + grid.cp_samples
+    # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
+    channel_uses, overhead = grid.num_data, grid.overhead
     traffic = scenario.traffic
     arrivals = arrival_times(traffic, len(names), sub_seed(op.seed, "arrivals"))
     msgs = [Message(i, i, t, air, traffic.deadline_s) for i, t in enumerate(arrivals)]
@@ -462,6 +462,7 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
             "outage": m.result["outage"],
             "payload_bits": m.result["payload_bits"],
             "channel_uses": channel_uses,
+            "overhead": overhead,
             "seconds": m.result["seconds"],
             "nfe": m.result["nfe"],
             "t_arrival": m.t_arrival,
@@ -543,10 +544,11 @@ def _write_pngs(folder, names, images) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     arr = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    from linksim.store import atomic_path
+
     for name, a in zip(names, arr):
-        tmp = folder / f".{name}.{os.getpid()}.tmp.png"
-        Image.fromarray(a).save(tmp)
-        os.replace(tmp, folder / f"{name}.png")
+        with atomic_path(folder / f"{name}.png") as tmp:
+            Image.fromarray(a).save(tmp)
 
 
 def _save_images(out_dir, job, names, x_hat) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from linksim.errors import DataError
+from linksim.store import atomic_path, atomic_write_text
 
 __all__ = ["METRIC_LABELS", "make_report", "recon_dirname", "t_interval"]
 
@@ -183,7 +184,8 @@ def _save(fig, path: Path, formats=("png", "pdf")) -> list[Path]:
     out = []
     for ext in formats:
         p = path.parent / f"{path.name}.{ext}"  # not with_suffix: names may contain dots
-        fig.savefig(p, dpi=DPI)
+        with atomic_path(p) as tmp:  # a kill mid-write leaves the old figure, never half of one
+            fig.savefig(tmp, dpi=DPI)
         out.append(p)
     plt.close(fig)
     return out
@@ -445,6 +447,6 @@ def make_report(
         md += ["Reconstructions are read from `recon/original/<image>.png` and "
                "`recon/<method>/<csnr_db>_<cbr>/<image>.png`.", ""]
     report = run_dir / "report.md"
-    report.write_text("\n".join(md))
+    atomic_write_text(report, "\n".join(md))
     written.append(report)
     return written

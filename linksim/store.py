@@ -1,4 +1,4 @@
-"""The results folder of a run (DESIGN.md §5): durable appends, resume, summary, run record.
+"""The results folder of a run (DESIGN.md §5): durable appends, crash-safe resume, summary, run record.
 
 Files in ``output``:
 
@@ -13,30 +13,66 @@ Files in ``output``:
 * ``scenario.yaml`` — the resolved scenario; ``run.json`` — versions, device, seed, timings,
   ``metrics`` (``{name: Metric.describe()}``: which implementation and weights made the numbers) and
   ``unavailable_metrics`` (``{name: reason}``).
+
+Crash safety (a ``SIGKILL`` at any instant loses at most the job that was running):
+
+* whole files (``scenario.yaml``, ``summary.csv``, ``run.json``, the header of ``results.csv``,
+  figures) are written to a temporary file in the same folder, fsynced and renamed over the old one
+  (:func:`atomic_write_text`, :func:`atomic_path`), so a reader sees the old or the new file, never
+  half of one; stale temporary files of a killed run are removed when the folder is opened;
+* the two append-only files can only be torn at their end: on opening, a last line without its
+  newline (or that does not parse) is dropped with one warning line, the file is truncated to its
+  last complete line, and that job is recomputed (:meth:`ResultsStore._recover`).
+
+Resume that grows: a folder is resumed when every *finished* job would compute the same thing under
+the new scenario (:func:`resume_conflicts`): the same settings outside ``sweep`` and ``methods``
+(but for :data:`EXECUTION_KEYS`), the same config of every method that has finished jobs, and every
+finished point still in the sweep. New sweep values and new methods are simply run; anything else
+is refused with the keys that differ.
+
+Test-only fault injection: with ``LINKSIM_TEST_KILL_IN_WRITE=<file name>:<n>`` the process
+``SIGKILL``\\ s itself halfway through its ``n``-th write to that file (after the first half of the
+bytes reached the disk), the worst instant for a crash (``tests/linksim/test_store_crash.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import logging
 import os
 import shutil
+import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from linksim.errors import LinksimError
 
-__all__ = ["ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS"]
+__all__ = [
+    "ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS", "EXECUTION_KEYS", "FAULT_ENV",
+    "atomic_write_text", "atomic_path", "resume_conflicts", "read_points",
+]
 
-#: DESIGN.md §5 columns of image rows (metrics that were not requested stay empty).
+log = logging.getLogger("linksim.store")
+
+#: DESIGN.md §5 columns of image rows (metrics that were not requested stay empty). ``channel_uses``
+#: counts the data symbols of one image (the CBR numerator); ``overhead`` the pilot and cyclic-prefix
+#: symbols as a fraction of them (0 on flat channels, :attr:`linksim.phy.links.GridInfo.overhead`).
 IMAGE_COLUMNS = [
     "method", "kind", "channel", "csnr_db", "cbr", "image", "psnr", "ms_ssim", "lpips", "dists",
-    "outage", "payload_bits", "channel_uses", "seconds", "seed",
+    "outage", "payload_bits", "channel_uses", "overhead", "seconds", "seed",
 ]
 #: Discrete-event columns of image rows (DESIGN.md §6).
 TIMING_COLUMNS = ["nfe", "t_arrival", "t_done", "latency_s", "queue_s", "airtime_s", "deadline_missed"]
+
+#: test-only: ``"<file name>:<n>"`` makes the process SIGKILL itself in the middle of its n-th write
+#: to that file (see the module docstring)
+FAULT_ENV = "LINKSIM_TEST_KILL_IN_WRITE"
+_writes: dict[str, int] = {}
 
 
 def columns_for(scenario) -> list[str]:
@@ -61,28 +97,176 @@ def columns_for(scenario) -> list[str]:
 
 #: scenario keys that change how a run is executed, never its numbers: a resumed run may differ in them
 EXECUTION_KEYS = ("output", "executor", "workers", "threads")
+#: keys whose changes a resume handles job by job (:func:`resume_conflicts`); ``name`` only names things
+_PER_JOB_KEYS = ("sweep", "methods", "name")
 
 
-def _results_identity(dumped: dict) -> dict | None:
-    """What must match for a folder's results to be resumed: the scenario re-validated with the
-    current models (keys added to linksim since the folder was written get their defaults, so an
-    upgrade does not orphan old runs), without :data:`EXECUTION_KEYS`; ``None`` if it no longer
-    validates."""
-    from linksim.errors import LinksimError
+# -- crash-safe writing ----------------------------------------------------------------------------
+def _fault_due(path: Path) -> bool:
+    """Test-only (:data:`FAULT_ENV`): is this the write to ``path`` that must be killed halfway?"""
+    fault = os.environ.get(FAULT_ENV)
+    if not fault:
+        return False
+    name, _, n = fault.rpartition(":")
+    if name != path.name:
+        return False
+    _writes[name] = _writes.get(name, 0) + 1
+    return _writes[name] == int(n)
+
+
+def _write(f, path: Path, data: bytes) -> None:
+    """``f.write(data)`` + flush + fsync; the test-only fault hook may kill the process halfway."""
+    if _fault_due(path):
+        f.write(data[: max(len(data) // 2, 1)])
+        f.flush()
+        os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _tmp_name(path: Path) -> Path:
+    # same folder (rename is atomic only within a file system); the suffix is kept for savefig/PIL
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+
+
+def _is_tmp(p: Path) -> bool:
+    return p.name.startswith(".") and ".tmp" in p.name
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed to ``path``.
+
+    For writers that want a file name (``fig.savefig(tmp)``, ``Image.save(tmp)``): a crash leaves the
+    old file (or none) and a stale temporary file that the next :class:`ResultsStore` removes.
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
+            if _fault_due(path):  # test hook: die with half of the file written, before the rename
+                f.truncate(max(tmp.stat().st_size // 2, 1))
+                os.fsync(f.fileno())
+                os.kill(os.getpid(), signal.SIGKILL)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        with tmp.open("wb") as f:
+            _write(f, path, text.encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("ab") as f:
+        _write(f, path, text.encode("utf-8"))
+
+
+def _complete_part(path: Path) -> tuple[bytes, bool]:
+    """``(bytes up to and including the last newline, whether something followed it)``."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    return data[:end], end < len(data)
+
+
+def _warn_torn(path: Path) -> None:
+    log.warning("%s: dropped a torn last line (a run was killed while writing it); that job is recomputed", path)
+
+
+def read_points(path: str | Path) -> list[dict]:
+    """The records of a ``points.jsonl`` (finished jobs), without a torn last line.
+
+    :raises LinksimError: a line other than the last is not valid JSON (the file was edited or
+        damaged; a crash can only tear the end)
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    data, _ = _complete_part(path)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            rec["method"], rec["point"]  # noqa: B018 - a record without its key is damage too
+        except (json.JSONDecodeError, KeyError, TypeError):
+            if i == len(lines) - 1:  # complete-looking but garbled last line (e.g. zero-filled block)
+                _warn_torn(path)
+                break
+            raise LinksimError(f"{path}: line {i + 1} is not a finished-job record; rerun with --fresh") from None
+        out.append(rec)
+    return out
+
+
+# -- resume identity -------------------------------------------------------------------------------
+def _diff_keys(a: Any, b: Any, prefix: str) -> list[str]:
+    """Dotted key paths where ``a`` and ``b`` differ (lists are compared whole)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in dict.fromkeys([*a, *b]):
+            p = f"{prefix}.{k}" if prefix else str(k)
+            out += [p] if (k not in a or k not in b) else _diff_keys(a[k], b[k], p)
+        return out
+    return [] if a == b else [prefix]
+
+
+def _revalidated(dumped: dict):
+    """The saved scenario re-validated with today's models (keys added to linksim since the folder
+    was written get their defaults, so an upgrade does not orphan old runs); ``None`` if it no
+    longer validates."""
     from linksim.scenario import scenario_from_dict
 
     try:
-        d = scenario_from_dict(dumped, check_points=False).dump()
+        return scenario_from_dict(dumped, check_points=False)
     except LinksimError:
         return None
-    return {k: v for k, v in d.items() if k not in EXECUTION_KEYS}
 
 
-def _fsync_append(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+def resume_conflicts(old_dumped: dict, new, finished: set[tuple[str, str]]) -> list[str]:
+    """Why the finished jobs of a folder cannot be reused under scenario ``new`` ([] = they can).
+
+    :param old_dumped: the folder's ``scenario.yaml`` as a mapping
+    :param new: the validated :class:`linksim.scenario.Scenario` of this run
+    :param finished: ``(method, point key)`` of the folder's finished jobs
+    :output: the key paths that differ (``data.limit``, ``methods[a].scale``, ``sweep: point 'x=1'``)
+    """
+    from linksim.sweep import expand
+
+    old = _revalidated(old_dumped)
+    if old is None:
+        return ["scenario.yaml (no longer a valid scenario)"]
+    a, b = old.dump(), new.dump()
+    skip = set(EXECUTION_KEYS) | set(_PER_JOB_KEYS)
+    out = _diff_keys({k: v for k, v in a.items() if k not in skip},
+                     {k: v for k, v in b.items() if k not in skip}, "")
+    old_m = {m["name"]: m for m in a["methods"]}
+    new_m = {m["name"]: m for m in b["methods"]}
+    keys = {p.key for p in expand(new)}
+    for name in dict.fromkeys(m for m, _ in finished):
+        if name not in new_m:
+            out.append(f"methods: '{name}' (finished here) is not in the scenario")
+        elif name in old_m:
+            out += _diff_keys(old_m[name], new_m[name], f"methods[{name}]")
+    gone = sorted({p for _, p in finished if p not in keys})
+    out += [f"sweep: finished point '{p}' is not in the scenario" for p in gone[:3]]
+    if len(gone) > 3:
+        out.append(f"sweep: {len(gone) - 3} more finished points")
+    return list(dict.fromkeys(out))
 
 
 class ResultsStore:
@@ -91,7 +275,9 @@ class ResultsStore:
     :param out_dir: the folder (created)
     :param scenario: the validated scenario
     :param fresh: start over (delete previous results) instead of resuming
-    :raises LinksimError: resuming into a folder written by a different scenario or header
+    :raises LinksimError: resuming into a folder whose finished jobs this scenario would compute
+        differently (the message names the keys), or whose ``results.csv`` has columns this
+        scenario does not write
     """
 
     def __init__(self, out_dir: str | Path, scenario, fresh: bool = False):
@@ -101,6 +287,7 @@ class ResultsStore:
         self.points = self.dir / "points.jsonl"
         self.columns = columns_for(scenario)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_tmp()
         resolved = scenario.dump()
         old = self.dir / "scenario.yaml"
         if fresh:
@@ -111,52 +298,97 @@ class ResultsStore:
             for d in ("figures", "recon"):
                 shutil.rmtree(self.dir / d, ignore_errors=True)
         elif old.exists() and self.points.exists():
-            if _results_identity(yaml.safe_load(old.read_text()) or {}) != _results_identity(resolved):
+            try:
+                saved = yaml.safe_load(old.read_text()) or {}
+            except yaml.YAMLError:
+                saved = {}
+            finished = {(r["method"], r["point"]) for r in read_points(self.points)}
+            differ = resume_conflicts(saved, scenario, finished) if finished else []
+            if differ:
                 raise LinksimError(
-                    f"{self.dir}: holds results of a different scenario; rerun with --fresh to overwrite "
-                    f"or choose another --output"
+                    f"{self.dir}: holds results of a different scenario (differs in: {', '.join(differ)}); "
+                    f"rerun with --fresh to overwrite or choose another --output"
                 )
-        old.write_text(yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"}, sort_keys=False))
+        atomic_write_text(old, yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"},
+                                              sort_keys=False))
         self._recover()
 
+    def _remove_stale_tmp(self) -> None:
+        """Temporary files of a killed run (never renamed into place)."""
+        for folder in (self.dir, self.dir / "figures"):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if p.is_file() and _is_tmp(p):
+                        p.unlink(missing_ok=True)
+        if (self.dir / "recon").is_dir():
+            for p in (self.dir / "recon").rglob(".*"):
+                if p.is_file() and _is_tmp(p):
+                    p.unlink(missing_ok=True)
+
     # -- resume ---------------------------------------------------------------------------------
+    def records(self) -> list[dict]:
+        """The ``points.jsonl`` records of the finished jobs (a torn last line is left out)."""
+        return read_points(self.points)
+
     def finished(self) -> set[tuple[str, str]]:
         """``(method, point key)`` of every finished job."""
-        if not self.points.exists():
-            return set()
-        out = set()
-        for line in self.points.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                out.add((rec["method"], rec["point"]))
-        return out
+        return {(r["method"], r["point"]) for r in self.records()}
+
+    def _truncate_torn(self, path: Path) -> bytes:
+        """Cut ``path`` back to its last complete line (one warning if something was cut)."""
+        data, torn = _complete_part(path)
+        if torn:
+            _warn_torn(path)
+            with path.open("rb+") as f:
+                f.truncate(len(data))
+                os.fsync(f.fileno())
+        return data
 
     def _recover(self) -> None:
-        """Check the header; drop rows of jobs that were not finished (killed mid-job)."""
-        if not self.results.exists():
-            with self.results.open("w", encoding="utf-8", newline="") as f:
-                csv.writer(f).writerow(self.columns)
-                f.flush()
-                os.fsync(f.fileno())
-            return
-        with self.results.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != self.columns:
-                raise LinksimError(
-                    f"{self.results}: columns differ from this scenario's; rerun with --fresh"
-                )
-            rows = list(reader)
-        done = self.finished()
-        keep = [r for r in rows if (r["method"], r["point"]) in done]
-        if len(keep) != len(rows):
-            tmp = self.results.with_suffix(".csv.tmp")
-            with tmp.open("w", encoding="utf-8", newline="") as f:
-                w = csv.DictWriter(f, self.columns)
-                w.writeheader()
-                w.writerows(keep)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.results)
+        """Make the folder consistent after a crash at any instant.
+
+        ``points.jsonl``: a torn last line is dropped. ``results.csv``: a torn last row is dropped,
+        rows of jobs that did not finish are dropped, a header this scenario extends (a new method
+        with extra columns, a column added to linksim) is widened with empty cells. A finished job
+        whose rows are missing is not finished.
+        """
+        if self.points.exists():
+            self._truncate_torn(self.points)
+            recs = read_points(self.points)  # may still drop a garbled last line: rewritten below
+        else:
+            recs = []
+        if not self.results.exists() or self.results.stat().st_size == 0:
+            rows, fieldnames = [], self.columns
+        else:
+            data = self._truncate_torn(self.results)
+            text = data.decode("utf-8", errors="replace")
+            reader = csv.reader(io.StringIO(text, newline=""))
+            try:
+                table = list(reader)
+            except csv.Error:
+                table = []
+            fieldnames = table[0] if table else self.columns
+            rows = [dict(zip(fieldnames, r)) for r in table[1:] if len(r) == len(fieldnames)]
+            if len(rows) != len(table) - 1:
+                _warn_torn(self.results)
+        extra = [c for c in fieldnames if c not in self.columns]
+        if extra:
+            raise LinksimError(
+                f"{self.results}: has columns this scenario does not write ({', '.join(extra)}); rerun with --fresh"
+            )
+        done = {(r["method"], r["point"]) for r in recs}
+        keep = [r for r in rows if (r.get("method"), r.get("point")) in done]
+        with_rows = {(r["method"], r["point"]) for r in keep}
+        good = [r for r in recs if (r["method"], r["point"]) in with_rows]
+        if len(good) != len(recs) or self.points.exists() and len(good) != _count_lines(self.points):
+            atomic_write_text(self.points, "".join(json.dumps(r) + "\n" for r in good))
+        if fieldnames != self.columns or len(keep) != len(rows) or not self.results.exists() \
+                or self.results.stat().st_size == 0:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, self.columns, restval="")
+            w.writeheader()
+            w.writerows(keep)
+            atomic_write_text(self.results, buf.getvalue())
 
     # -- writing --------------------------------------------------------------------------------
     def append(self, method: str, point: str, result) -> None:
@@ -164,17 +396,15 @@ class ResultsStore:
 
         :param result: :class:`linksim.engine.JobResult`
         """
-        import io
-
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.columns, restval="", extrasaction="raise")
         for row in result.rows:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        _fsync_append(self.results, buf.getvalue())
+        _append(self.results, buf.getvalue())
         rec = {"method": method, "point": point, "seconds": result.seconds,
                "point_metrics": result.point_metrics, "unavailable": result.unavailable,
                "metrics": getattr(result, "metrics", {})}
-        _fsync_append(self.points, json.dumps(rec) + "\n")
+        _append(self.points, json.dumps(rec) + "\n")
 
     def read(self):
         """``results.csv`` as a pandas DataFrame."""
@@ -191,12 +421,9 @@ class ResultsStore:
         df = self.read()
         path = self.dir / "summary.csv"
         if df.empty:
-            df.to_csv(path, index=False)
+            atomic_write_text(path, df.to_csv(index=False))
             return path
-        point_metrics = {}
-        for line in self.points.read_text().splitlines():
-            rec = json.loads(line)
-            point_metrics[(rec["method"], rec["point"])] = rec.get("point_metrics") or {}
+        point_metrics = {(r["method"], r["point"]): r.get("point_metrics") or {} for r in self.records()}
         parts = []
         phy = df[df["image"].isna()] if "image" in df else df
         if not phy.empty:
@@ -221,7 +448,7 @@ class ResultsStore:
                 rows.append(row)
             if rows:
                 parts.append(pd.DataFrame(rows))
-        pd.concat(parts, ignore_index=True).to_csv(path, index=False)
+        atomic_write_text(path, pd.concat(parts, ignore_index=True).to_csv(index=False))
         return path
 
     def write_run_json(self, info: dict[str, Any]) -> Path:
@@ -240,13 +467,13 @@ class ResultsStore:
         versions["linksim"] = __version__
         unavailable: dict = {}
         metrics: dict = {}
-        if self.points.exists():
-            for line in self.points.read_text().splitlines():
-                rec = json.loads(line)
-                unavailable.update(rec.get("unavailable") or {})
-                metrics.update(rec.get("metrics") or {})
+        for rec in self.records():
+            unavailable.update(rec.get("unavailable") or {})
+            metrics.update(rec.get("metrics") or {})
         record = {"versions": versions, "seed": self.scenario.seed, "metrics": metrics,
                   "unavailable_metrics": unavailable, **info}
-        path = self.dir / "run.json"
-        path.write_text(json.dumps(record, indent=2, default=str))
-        return path
+        return atomic_write_text(self.dir / "run.json", json.dumps(record, indent=2, default=str))
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_bytes().splitlines() if line.strip())

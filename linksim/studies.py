@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 from pydantic import PositiveInt, model_validator
 
 from linksim.scenario import MethodConfig
+from linksim.store import atomic_path
 
 __all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "BITS_PER_SYMBOL", "PHY_COLUMNS", "plot_ber"]
 
@@ -245,7 +246,8 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "ber.png", out_dir / "ber.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=130)
+        with atomic_path(p) as tmp:  # a kill mid-write leaves the old figure, never half of one
+            fig.savefig(tmp, dpi=130)
     plt.close(fig)
     return paths
 

@@ -1,0 +1,107 @@
+"""The results store: the overhead column of image rows, and resume that grows (issue 11 item 8)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from linksim.engine import run_scenario
+from linksim.errors import LinksimError
+from linksim.scenario import scenario_from_dict
+
+STUDY = {
+    "name": "grow", "seed": 7, "device": "cpu", "channel": {"kind": "awgn"},
+    "sweep": {"ebno_db": [0, 1]},
+    "methods": [{"name": "a", "kind": "fake_study"}, {"name": "b", "kind": "fake_study", "scale": 2.0}],
+}
+
+
+def _table(folder):
+    df = pd.read_csv(folder / "results.csv")
+    return df.drop(columns=["seconds"]).sort_values(["method", "point"]).reset_index(drop=True)
+
+
+def test_ofdm_image_row_channel_uses_and_overhead(tmp_path):
+    """JSCC at CBR 1/24 on a 32 px image: N = 3·32·32/24 = 128 data symbols. With 8 data + 2 pilot
+    OFDM symbols per frame and CP 8: 128 / 8 = 16 subcarriers, one frame, 2·16 = 32 pilot REs and
+    10·8 = 80 CP samples -> channel_uses 128 (the CBR numerator) and overhead (32 + 80) / 128."""
+    raw = {"name": "ov", "seed": 0, "device": "cpu", "data": {"source": "embedded", "size": 32, "limit": 1},
+           "channel": {"kind": "ofdm", "data_symbols": 8, "pilot_symbols": 2, "cp": 8},
+           "sweep": {"csnr_db": [10], "cbr": ["1/24"]}, "methods": [{"name": "j", "kind": "jscc"}],
+           "metrics": ["psnr"]}
+    run_scenario(scenario_from_dict(raw), output=tmp_path)
+    row = pd.read_csv(tmp_path / "results.csv").iloc[0]
+    assert row.channel_uses == 128
+    assert row.overhead == pytest.approx(112 / 128)
+    assert row.channel_uses / (3 * 32 * 32) == pytest.approx(1 / 24)
+    assert "overhead" in pd.read_csv(tmp_path / "summary.csv").columns
+
+
+def test_flat_image_row_has_zero_overhead(fake_methods, tmp_path):
+    raw = {"name": "fl", "seed": 0, "device": "cpu", "data": {"source": "embedded", "size": 16, "limit": 1},
+           "channel": {"kind": "awgn"}, "sweep": {"csnr_db": [10], "cbr": [1]},
+           "methods": [{"name": "i", "kind": "fake_image"}], "metrics": ["psnr"]}
+    run_scenario(scenario_from_dict(raw), output=tmp_path)
+    row = pd.read_csv(tmp_path / "results.csv").iloc[0]
+    assert row.channel_uses == 3 * 16 * 16 and row.overhead == 0
+
+
+class TestResumeThatGrows:
+    def test_new_sweep_values_run_alone(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path / "run")
+        grown = dict(STUDY, sweep={"ebno_db": [0, 1, 2, 3]})
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(grown), output=tmp_path / "run")
+        assert sorted(fake_methods.CALLS) == ["a:2.0", "a:3.0", "b:2.0", "b:3.0"]
+        run_scenario(scenario_from_dict(grown), output=tmp_path / "ref", fresh=True)
+        pd.testing.assert_frame_equal(_table(tmp_path / "run"), _table(tmp_path / "ref"))
+
+    def test_new_method_runs_alone(self, fake_methods, tmp_path):
+        one = dict(STUDY, methods=STUDY["methods"][:1])
+        run_scenario(scenario_from_dict(one), output=tmp_path / "run")
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path / "run")
+        assert sorted(fake_methods.CALLS) == ["b:0.0", "b:1.0"]
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path / "ref", fresh=True)
+        pd.testing.assert_frame_equal(_table(tmp_path / "run"), _table(tmp_path / "ref"))
+
+    def test_changed_method_is_refused_naming_the_key(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path)
+        changed = dict(STUDY, methods=[STUDY["methods"][0], {"name": "b", "kind": "fake_study", "scale": 3.0}])
+        with pytest.raises(LinksimError, match=r"differs in: methods\[b\]\.scale\).*--fresh"):
+            run_scenario(scenario_from_dict(changed), output=tmp_path)
+
+    def test_changed_setting_outside_the_sweep_is_refused_naming_it(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path)
+        with pytest.raises(LinksimError, match=r"differs in: seed, channel\.kind"):
+            run_scenario(scenario_from_dict(dict(STUDY, seed=8, channel={"kind": "rayleigh"})), output=tmp_path)
+
+    def test_removed_point_or_method_is_refused(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(STUDY), output=tmp_path)
+        with pytest.raises(LinksimError, match=r"finished point 'ebno_db=1' is not in the scenario"):
+            run_scenario(scenario_from_dict(dict(STUDY, sweep={"ebno_db": [0]})), output=tmp_path)
+        with pytest.raises(LinksimError, match=r"'b' \(finished here\) is not in the scenario"):
+            run_scenario(scenario_from_dict(dict(STUDY, methods=STUDY["methods"][:1])), output=tmp_path)
+
+    def test_changed_method_without_finished_jobs_is_free(self, fake_methods, tmp_path):
+        """A method whose jobs never finished may change: nothing it computed is kept."""
+        fake_methods.FAIL_AT["ebno_db"] = 0.0  # a dies at its first point: nothing finished
+        with pytest.raises(RuntimeError):
+            run_scenario(scenario_from_dict(STUDY), output=tmp_path)
+        fake_methods.FAIL_AT["ebno_db"] = None
+        changed = dict(STUDY, methods=[{"name": "a", "kind": "fake_study", "scale": 5.0}, STUDY["methods"][1]])
+        run_scenario(scenario_from_dict(changed), output=tmp_path)
+        assert len(pd.read_csv(tmp_path / "results.csv")) == 4
+
+    def test_folder_from_before_a_new_column_is_widened(self, fake_methods, tmp_path):
+        """A results.csv written before the ``overhead`` column existed is resumed, not refused."""
+        raw = {"name": "old", "seed": 0, "device": "cpu", "data": {"source": "embedded", "size": 16, "limit": 2},
+               "channel": {"kind": "awgn"}, "sweep": {"csnr_db": [10, 20], "cbr": [1]},
+               "methods": [{"name": "i", "kind": "fake_image"}], "metrics": ["psnr"]}
+        run_scenario(scenario_from_dict(raw), output=tmp_path)
+        df = pd.read_csv(tmp_path / "results.csv")
+        df.drop(columns=["overhead"]).to_csv(tmp_path / "results.csv", index=False)
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(raw), output=tmp_path)
+        again = pd.read_csv(tmp_path / "results.csv")
+        assert list(again.columns) == list(df.columns) and len(again) == 4 and again.overhead.isna().all()
