@@ -7,7 +7,7 @@ The models are registered in :data:`linksim.registry.CHANNELS`; the scenario pic
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -20,12 +20,17 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
+    draws: PositiveInt = Field(
+        1, description="channel realisations (and noise draws) per image and point; rows carry a draw index")
+
+    #: keys of the section that are the engine's, not the link's
+    ENGINE_KEYS: ClassVar[tuple[str, ...]] = ("draws",)
 
     def link_config(self):
         """The :class:`linksim.phy.links.LinkConfig` this section describes."""
         from linksim.phy.links import LinkConfig
 
-        return LinkConfig(**self.model_dump())
+        return LinkConfig(**self.model_dump(exclude=set(self.ENGINE_KEYS)))
 
     def label(self) -> str:
         """Short label for tables and legends, e.g. ``ofdm/lmmse``."""

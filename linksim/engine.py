@@ -408,18 +408,26 @@ def _load_images(scenario):
 
 
 def _run_images(scenario, job, cls, config, op, progress, resources: RunResources) -> JobResult:
-    """An image method at one point: every image is a message through the event simulation."""
+    """An image method at one point: every (image, draw) is a message through the event simulation.
+
+    With ``channel.draws: K`` each image is sent ``K`` times over independent channel realisations
+    and noise; message ``k·B + i`` is image ``i`` in draw ``k`` (rows carry ``draw = k``). Draws of a
+    batch come from the point's seed alone (:func:`linksim.sweep.draw_seed`), so every method and
+    every estimator/equaliser sees the same realisation and unit noise for the same (image, draw).
+    """
     import torch
 
     images, names = resources.images()
+    draws = int(getattr(job.point.channel, "draws", 1))
+    count = len(names)
     method = cls(config, op)
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
     # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
     channel_uses, overhead = grid.num_data, grid.overhead
     traffic = scenario.traffic
-    arrivals = arrival_times(traffic, len(names), sub_seed(op.seed, "arrivals"))
-    msgs = [Message(i, i, t, air, traffic.deadline_s) for i, t in enumerate(arrivals)]
+    arrivals = arrival_times(traffic, count * draws, sub_seed(op.seed, "arrivals"))
+    msgs = [Message(i, i % count, t, air, traffic.deadline_s) for i, t in enumerate(arrivals)]
 
     def gen(*parts):
         return torch.Generator(device=op.device).manual_seed(sub_seed(op.seed, *parts))
@@ -451,14 +459,16 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
              coherence_time_s=scenario.numerology.coherence_time_s)
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
-    per_image, point_metrics, described, unavailable = _evaluate(resources, images, x_hat)
+    refs = images.repeat(draws, 1, 1, 1) if draws > 1 else images
+    per_image, point_metrics, described, unavailable = _evaluate(resources, refs, x_hat)
     rows = []
     for i, m in enumerate(msgs):
         row = _base_row(scenario, job, config)
         row.update({
             "cbr": str(op.cbr) if op.cbr is not None else "",
             "csnr_db": op.csnr_db,
-            "image": names[i],
+            "image": names[m.payload],
+            "draw": i // count,
             "outage": m.result["outage"],
             "payload_bits": m.result["payload_bits"],
             "channel_uses": channel_uses,
@@ -476,8 +486,8 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
         for name, vals in per_image.items():
             row[name] = vals[i]
         rows.append(row)
-    if scenario.save_images:
-        _save_images(resources.out_dir, job, names, x_hat)
+    if scenario.save_images:  # the first draw of each image (the grids show one realisation)
+        _save_images(resources.out_dir, job, names, x_hat[:count])
     return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
 
 
@@ -527,14 +537,14 @@ def _pick(t, j):
 
 
 def recon_folder(out_dir, job) -> Path:
-    """``recon/<method>/<csnr_db>_<cbr>[_<other axes>]`` of a job (DESIGN.md §5; read by the reports)."""
+    """``recon/<method>/<point folder>`` of a job (DESIGN.md §5), named by
+    :func:`linksim.sweep.point_dirname` (``10_1-24``, ``0_1-48,channel.estimator=ls``) and read back
+    by the reports with :func:`linksim.sweep.parse_point_dirname`."""
+    from linksim.sweep import point_dirname, safe_name
 
-    p = job.point
-    folder = Path(out_dir) / "recon" / job.method / f"{p.csnr_db}_{str(p.cbr).replace('/', '-')}"
-    if len(p.values) > 2:  # further axes (channel.*) keep points apart
-        extra = "_".join(f"{v}" for a, v in p.values if a not in ("csnr_db", "cbr"))
-        folder = folder.with_name(folder.name + "_" + extra)
-    return folder
+    values = dict(job.point.values)
+    # csnr/cbr also when a method fixes them itself (not swept): the folder always has the DESIGN.md head
+    return Path(out_dir) / "recon" / safe_name(job.method) / point_dirname(values)
 
 
 def _write_pngs(folder, names, images) -> None:

@@ -4,6 +4,10 @@ Every error a user can cause (a bad scenario, a missing file, absent weights) is
 :class:`LinksimError` whose ``str()`` is one line naming the file, the key path, the value and
 what is allowed. The CLI prints that line and exits with status 2, without a traceback.
 Programming errors are ordinary exceptions and keep their tracebacks.
+
+Every error here pickles to an equal error (:meth:`__reduce__` returns the constructor arguments),
+so a failure inside a worker of the process or Ray executor reaches the CLI as the same one-line
+message as in-process, not as ``BrokenProcessPool`` / ``TypeError: __init__() missing ...``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class ScenarioError(LinksimError):
         self.msg = msg
         super().__init__(f"{self.file}: {key_path}: {msg}")
 
+    def __reduce__(self):
+        return (type(self), (self.file, self.key_path, self.msg))
+
 
 class DataError(LinksimError):
     """An input image or data folder cannot be used (corrupt file, missing folder, ...)."""
@@ -37,6 +44,9 @@ class DataError(LinksimError):
         self.path = str(path)
         self.msg = msg
         super().__init__(f"{self.path}: {msg}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.msg))
 
 
 class WeightsUnavailable(LinksimError):
@@ -55,3 +65,6 @@ class WeightsUnavailable(LinksimError):
         if hint:
             text += f"; {hint}"
         super().__init__(text)
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.path, self.hint))

@@ -8,8 +8,10 @@ Files in ``output``:
   A job's rows are appended to ``results.csv`` and fsynced first, then its line here: a job is
   finished iff its line exists, so a run killed between the two writes loses nothing finished
   and ``--resume`` drops the orphan rows;
-* ``summary.csv`` — per method × point: means and 95 % intervals (Student t) of the per-image
-  columns and the set metrics (FID, KID); phy rows are copied as they are;
+* ``summary.csv`` — per method × point: ``n`` (= images × draws), ``images``, ``draws``, means and
+  95 % intervals (Student t, ``<col>_ci95``) over the images and draws, ``outage_rate``,
+  ``crc_failures``, ``<metric>_no_outage`` (:func:`linksim.summary.summarize`) and the set metrics
+  (FID, KID); phy rows are copied as they are;
 * ``scenario.yaml`` — the resolved scenario; ``run.json`` — versions, device, seed, timings,
   ``metrics`` (``{name: Metric.describe()}``: which implementation and weights made the numbers) and
   ``unavailable_metrics`` (``{name: reason}``).
@@ -63,7 +65,7 @@ log = logging.getLogger("linksim.store")
 #: counts the data symbols of one image (the CBR numerator); ``overhead`` the pilot and cyclic-prefix
 #: symbols as a fraction of them (0 on flat channels, :attr:`linksim.phy.links.GridInfo.overhead`).
 IMAGE_COLUMNS = [
-    "method", "kind", "channel", "csnr_db", "cbr", "image", "psnr", "ms_ssim", "lpips", "dists",
+    "method", "kind", "channel", "csnr_db", "cbr", "image", "draw", "psnr", "ms_ssim", "lpips", "dists",
     "outage", "payload_bits", "channel_uses", "overhead", "seconds", "seed",
 ]
 #: Discrete-event columns of image rows (DESIGN.md §6).
@@ -414,9 +416,7 @@ class ResultsStore:
 
     def write_summary(self) -> Path:
         """``summary.csv``: means and 95 % intervals per method × point (phy rows as they are)."""
-        import numpy as np
         import pandas as pd
-        from scipy import stats
 
         df = self.read()
         path = self.dir / "summary.csv"
@@ -429,25 +429,16 @@ class ResultsStore:
         if not phy.empty:
             parts.append(phy.dropna(axis=1, how="all"))
         if "image" in df:
+            from linksim.engine import metric_names
+            from linksim.summary import summarize
+
             img = df[df["image"].notna()]
             keys = ["method", "kind", "channel", "point"] + [c for c in self.scenario.sweep if c in img]
-            set_cols = {c for pm in point_metrics.values() for c in pm}
-            # set metrics (FID, KID) have one value per point, from points.jsonl, not per image
-            value_cols = [c for c in img.columns if c not in keys + ["image", "seed"]
-                          and c not in set_cols and pd.api.types.is_numeric_dtype(img[c])]
-            rows = []
-            for key, g in img.groupby(keys, sort=False, dropna=False):
-                row = dict(zip(keys, key))
-                row["images"] = len(g)
-                for c in value_cols:
-                    v = g[c].dropna().to_numpy(dtype=float)
-                    row[c] = v.mean() if v.size else np.nan
-                    row[f"{c}_ci95"] = (stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-                                        if v.size > 1 else np.nan)
-                row.update(point_metrics.get((row["method"], row["point"]), {}))
-                rows.append(row)
-            if rows:
-                parts.append(pd.DataFrame(rows))
+            # means and intervals over images x draws, outage rate, CRC failures, means without
+            # outage images (linksim.summary); set metrics (FID, KID) from points.jsonl, one per point
+            out = summarize(img, keys, point_metrics, metrics=metric_names(self.scenario))
+            if len(out):
+                parts.append(out)
         atomic_write_text(path, pd.concat(parts, ignore_index=True).to_csv(index=False))
         return path
 

@@ -4,8 +4,18 @@
 :class:`SweepPoint` objects. Each point has a stable key (``cbr=1/24|csnr_db=10``, axes sorted by
 name, so the order of the axes in the YAML does not matter), the resolved channel config, and a
 seed derived from the scenario seed and the key alone — reruns, reordering and parallel execution
-give identical numbers. Every method at a point gets the same seed (common random numbers: the
-methods see the same channels and noise).
+give identical numbers.
+
+**Common random numbers.** The seed of a point is :func:`draw_seed`: the hash of its key *without*
+the axes that do not change what is drawn (:data:`DRAW_NEUTRAL_KEYS`: ``channel.estimator``,
+``channel.equalizer``, ``channel.clip_ratio``). Every method at a point gets that seed, and every
+value of such an axis too, so at one point image ``i`` (draw ``k``) sees the same channel
+realisation and the same unit noise for every method and every estimator/equaliser: differences
+between them are paired (``report.md`` tabulates them), not the luck of other draws.
+
+Saved reconstructions live in ``recon/<method>/<point folder>/``; :func:`point_dirname` names the
+folder from the point's axis values and :func:`parse_point_dirname` reads it back (the one place
+that knows the spelling; :func:`safe_name` makes any label a file name).
 
 Executors run independent (method, point) jobs and hand each finished job's rows back to the
 caller, which stores them durably before anything else is recorded:
@@ -22,13 +32,20 @@ import contextlib
 
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import quote, unquote
 
 from linksim.errors import LinksimError
 
-__all__ = ["SweepPoint", "Job", "expand", "point_seed", "sub_seed", "check_points", "run_jobs", "format_value"]
+__all__ = ["SweepPoint", "Job", "expand", "point_seed", "draw_seed", "sub_seed", "check_points", "run_jobs",
+           "format_value", "DRAW_NEUTRAL_KEYS", "safe_name", "point_dirname", "parse_point_dirname", "parse_key"]
+
+#: channel keys that change how the receiver processes what it got, never what is drawn (the channel
+#: realisation, the pilots, the interleaver, the noise): points that differ only in them share seeds
+DRAW_NEUTRAL_KEYS = ("estimator", "equalizer", "clip_ratio")
 
 
 def format_value(value: Any) -> str:
@@ -49,6 +66,72 @@ def point_seed(scenario_seed: int, key: str) -> int:
     return sub_seed(int(scenario_seed), key)
 
 
+def draw_seed(scenario_seed: int, values) -> int:
+    """The seed of a point's random draws: :func:`point_seed` of its key without the
+    :data:`DRAW_NEUTRAL_KEYS` axes (common random numbers across estimators and equalisers).
+
+    :param values: ``((axis, value), ...)`` of the point
+
+    >>> draw_seed(0, (("csnr_db", 10.0), ("channel.estimator", "ls"))) == draw_seed(0, (("csnr_db", 10.0),))
+    True
+    """
+    kept = [(a, v) for a, v in values if not (a.startswith("channel.") and a.split(".", 1)[1] in DRAW_NEUTRAL_KEYS)]
+    return point_seed(scenario_seed, "|".join(f"{a}={format_value(v)}" for a, v in sorted(kept)))
+
+
+def parse_key(key: str) -> dict[str, str]:
+    """``"cbr=1/24|csnr_db=10"`` -> ``{"cbr": "1/24", "csnr_db": "10"}`` (values as text)."""
+    return dict(part.split("=", 1) for part in key.split("|") if "=" in part)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def safe_name(text: Any) -> str:
+    """A file-name-safe spelling of any label: runs of other characters become ``-``
+    (``"ofdm/lmmse"`` -> ``"ofdm-lmmse"``, ``"tdl-C/ls"`` -> ``"tdl-C-ls"``); never empty.
+
+    >>> safe_name("ofdm/lmmse"), safe_name("a b:c"), safe_name("")
+    ('ofdm-lmmse', 'a-b-c', '_')
+    """
+    return _UNSAFE.sub("-", str(text)).strip("-") or "_"
+
+
+def point_dirname(values) -> str:
+    """The folder of one sweep point's saved images (DESIGN.md §5: ``<csnr_db>_<cbr>``), then one
+    ``,<axis>=<value>`` per further axis, sorted, percent-encoded (any value is a safe name):
+    ``10_1-24``, ``0_1-48,channel.estimator=ls``, ``5_1-24,channel.kind=tdl,channel.tdl_model=C``.
+
+    :param values: ``{axis: value}`` or ``((axis, value), ...)``; values as in the point key
+        (numbers, :class:`~fractions.Fraction`, text)
+    """
+    vals = {a: format_value(v) if not isinstance(v, str) else v for a, v in dict(values).items()}
+    head = f"{vals.pop('csnr_db', vals.pop('ebno_db', 'none'))}_{vals.pop('cbr', 'none').replace('/', '-')}"
+    tail = "".join(f",{a}={quote(v, safe='')}" for a, v in sorted(vals.items()))
+    return head + tail
+
+
+def parse_point_dirname(name: str) -> dict[str, str] | None:
+    """Inverse of :func:`point_dirname`: ``{axis: value text}`` (``csnr_db``, ``cbr`` as ``"a/b"`` or
+    a decimal, further axes); ``None`` when ``name`` is not a point folder. Also reads the older
+    spellings ``10_0.0416667`` and ``10.0_1-24``.
+
+    >>> parse_point_dirname("0_1-48,channel.estimator=ls")
+    {'csnr_db': '0', 'cbr': '1/48', 'channel.estimator': 'ls'}
+    """
+    head, *rest = name.split(",")
+    m = re.fullmatch(r"(-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)(?:dB)?_(\d+(?:-\d+)?|\d*\.?\d+(?:[eE][+-]?\d+)?)", head)
+    if not m:
+        return None
+    out = {"csnr_db": format_value(float(m.group(1))), "cbr": m.group(2).replace("-", "/")}
+    for part in rest:
+        axis, eq, value = part.partition("=")
+        if not eq:
+            return None
+        out[axis] = unquote(value)
+    return out
+
+
 def sub_seed(seed: int, *parts: Any) -> int:
     """A 63-bit seed for a named sub-stream of ``seed``: ``sha256("<seed>|<part>|...")`` (``sub_seed(s, "noise", 3)``)."""
     text = "|".join(map(str, (seed, *parts)))
@@ -63,7 +146,8 @@ class SweepPoint:
         nothing is swept)
     :param values: ``((axis, value), ...)`` in the scenario's axis order
     :param channel: the resolved :class:`linksim.channels.ChannelConfig` of this point
-    :param seed: the point's seed (:func:`point_seed`)
+    :param seed: the seed of the point's draws (:func:`draw_seed`: the same for points that differ
+        only in :data:`DRAW_NEUTRAL_KEYS`)
     :param index: position in the expansion (for display only; never used for numbers)
     """
 
@@ -143,7 +227,7 @@ def expand(scenario) -> list[SweepPoint]:
         overrides = {a.split(".", 1)[1]: v for a, v in values if a.startswith("channel.")}
         where = {a.split(".", 1)[1]: f"sweep.{a}[{j}]" for (a, _), j in zip(axes, combo) if a.startswith("channel.")}
         channel = _resolve_channel(scenario, overrides, where)
-        points.append(SweepPoint(key, values, channel, point_seed(scenario.seed, key), index))
+        points.append(SweepPoint(key, values, channel, draw_seed(scenario.seed, values), index))
     return points
 
 

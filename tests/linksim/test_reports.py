@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from linksim.errors import DataError
-from linksim.reports import DPI, PANEL_SIZE, make_report, recon_dirname, t_interval
+from linksim.reports import DPI, LEGEND_WIDTH, PANEL_SIZE, make_report, recon_dirname, t_interval
 
 CSNRS = [0.0, 5.0, 10.0]
 CBRS = ["1/48", "1/24"]
@@ -64,14 +64,12 @@ def test_t_interval_known_value():
 
 
 def test_recon_dirname():
-    from linksim.reports import _parse_recon_dirname
+    from linksim.sweep import parse_point_dirname
 
-    assert recon_dirname(10, 1 / 24) == "10_0.0416667"
-    assert recon_dirname(-2.5, 0.5) == "-2.5_0.5"
-    # the engine's spelling too: csnr as written in the sweep, cbr "a/b" with "-" for "/"
-    assert _parse_recon_dirname("10.0_1-24") == (10.0, 1 / 24)
-    assert _parse_recon_dirname("-5_0.0208333") == (-5.0, 0.0208333)
-    assert _parse_recon_dirname("notes") is None
+    # the engine's spelling (linksim.sweep.point_dirname): csnr as in the point key, cbr "a/b" with "-"
+    assert recon_dirname(10, 1 / 24) == "10_1-24"
+    assert recon_dirname(-2.5, 0.5) == "-2.5_1-2"
+    assert parse_point_dirname("-5_0.0208333") == {"csnr_db": "-5", "cbr": "0.0208333"}
 
 
 @pytest.fixture(scope="module")
@@ -84,27 +82,32 @@ class TestMakeReport:
     def test_every_figure_and_report(self, run_dir, report):
         paths = report
         names = {p.name for p in paths}
-        for metric in ("psnr", "ms_ssim", "lpips", "outage", "fid", "kid"):
+        assert "outage_vs_csnr.png" not in names  # no image was in outage: no flat-zero figure
+        for metric in ("psnr", "ms_ssim", "lpips", "fid", "kid"):
             for tag in ("csnr", "cbr"):
                 assert f"{metric}_vs_{tag}.png" in names and f"{metric}_vs_{tag}.pdf" in names
         assert "dists_vs_csnr.png" not in names  # all empty: no figure, not a made-up curve
         assert "recon_awgn_10dB_cbr1-24.png" in names
-        assert "report.md" in names
+        assert "report.md" in names and "report.tex" in names
+        assert "distortion_perception.png" in names  # PSNR vs FID per operating point
         for p in paths:
             assert p.stat().st_size > 1000
-        # panels: vs CSNR one per CBR (2), vs CBR one per CSNR (3); size fixed by PANEL_SIZE x DPI
+        # panels: vs CSNR one per CBR (2), vs CBR one per CSNR (3), legend outside on the right;
+        # size fixed by PANEL_SIZE, LEGEND_WIDTH x DPI
         for fname, panels in (("psnr_vs_csnr.png", 2), ("psnr_vs_cbr.png", 3)):
             with Image.open(run_dir / "figures" / fname) as im:
-                assert im.size == (round(PANEL_SIZE[0] * panels * DPI), round(PANEL_SIZE[1] * DPI))
+                assert im.size == (round((PANEL_SIZE[0] * panels + LEGEND_WIDTH) * DPI), round(PANEL_SIZE[1] * DPI))
                 assert np.asarray(im.convert("L")).std() > 10  # not blank
 
     def test_report_tables(self, run_dir, report):
         text = (run_dir / "report.md").read_text()
         assert "# Report: synthetic" in text
-        assert "### awgn — CSNR 10 dB, CBR 1/24" in text
-        assert "| method | kind | PSNR [dB] | MS-SSIM | LPIPS ↓ | DISTS ↓ | FID ↓ | KID ↓ | NFE | seconds |" in text
+        assert "### CSNR 10 dB, CBR 1/24" in text and "Channel: awgn." in text
+        # metrics without values (DISTS) get no column; outage rate, NFE, seconds with real precision, n
+        assert ("| method | kind | PSNR [dB] | MS-SSIM | LPIPS (AlexNet) ↓ | FID ↓ | KID ↓ | outage | NFE | seconds "
+                "| n |") in text
         # hevc_ldpc at 10 dB, 1/24: PSNR mean 20 + 10 + 3 + 2 = 35 (+ noise), FID from summary 40.00
-        section = text.split("### awgn — CSNR 10 dB, CBR 1/24")[1].split("###")[0]
+        section = text.split("### CSNR 10 dB, CBR 1/24")[1].split("###")[0]
         line = next(l for l in section.splitlines() if l.startswith("| hevc_ldpc"))
         assert "40.00" in line
         psnr_cell = line.split("|")[3]
@@ -117,7 +120,7 @@ class TestMakeReport:
         opta = df[df["method"] == "deepjscc"].assign(method="opta", kind="ideal")
         pd.concat([df, opta]).to_csv(tmp_path / "results.csv", index=False)
         paths = make_report(tmp_path, metrics=["psnr"], formats=("png",))
-        assert {p.name for p in paths} == {"psnr_vs_csnr.png", "psnr_vs_cbr.png", "report.md"}
+        assert {p.name for p in paths} == {"psnr_vs_csnr.png", "psnr_vs_cbr.png", "report.md", "report.tex"}
         assert "Bounds (dashed, not achievable methods): opta." in (tmp_path / "report.md").read_text()
 
     def test_set_metric_on_image_rows(self, run_dir, tmp_path):
@@ -126,10 +129,10 @@ class TestMakeReport:
         df["fid"] = 50 - df["csnr_db"]
         df.to_csv(tmp_path / "results.csv", index=False)
         paths = make_report(tmp_path, metrics=["fid"], formats=("png",))
-        assert {p.name for p in paths} == {"fid_vs_csnr.png", "fid_vs_cbr.png", "report.md"}
+        assert {p.name for p in paths} == {"fid_vs_csnr.png", "fid_vs_cbr.png", "report.md", "report.tex"}
         section = (tmp_path / "report.md").read_text().split("CSNR 5 dB, CBR 1/48")[1]
         line = next(l for l in section.splitlines() if l.startswith("| deepjscc"))
-        assert line.split("|")[7].strip() == "45.00"
+        assert line.split("|")[3].strip() == "45.00"  # only the requested metric: method | kind | FID
 
     def test_only_phy_rows(self, tmp_path):
         pd.DataFrame([dict(method="ber", kind="phy_ber", channel="awgn", csnr_db=0, cbr=0.5, ber=0.1)]).to_csv(
@@ -145,20 +148,22 @@ class TestMakeReport:
             make_report(tmp_path, strict=True)
 
 
-@pytest.mark.parametrize("n,bands", [(2, 0), (3, 1)])
-def test_bands_only_from_three_images(n, bands):
-    """With 2 images the 95 % t band is ±12.7 standard errors and is not drawn; from 3 it is."""
+@pytest.mark.parametrize("n,bands", [(2, 0), (4, 0), (5, 1)])
+def test_bands_only_from_five_samples(n, bands):
+    """With few samples the 95 % t band is many standard errors wide (±12.7 for 2) and is not drawn;
+    from MIN_BAND_N = 5 it is."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
-    from linksim.reports import _aggregate, _curve_figure
+    from linksim.reports import MIN_BAND_N, _aggregate, _curve_figure, _Styles
 
+    assert MIN_BAND_N == 5
     df = pd.DataFrame([dict(method="m", kind="jscc", channel="awgn", csnr_db=c, cbr=1 / 24, image=f"i{k}", psnr=20 + c + k)
                        for c in (0.0, 10.0) for k in range(n)])
-    fig = _curve_figure(_aggregate(df, "psnr"), None, "PSNR", "csnr_db", "cbr", {"m": "C0"}, set(), "t")
+    fig = _curve_figure(_aggregate(df, "psnr"), None, "psnr", "csnr_db", "cbr", _Styles(["m"], ["awgn"]), set(), "t")
     polys = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
     plt.close(fig)
     assert len(polys) == bands
