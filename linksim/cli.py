@@ -246,6 +246,19 @@ def train_prior(
     _run_training(_train, config, output, resume, stop_at)
 
 
+@train_app.command("diffjscc")
+def train_diffjscc(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/diffjscc_embedded.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train the embedded DiffJSCC refiner (conditional DDPM on frozen stage-1 JSCC decodes): EMA, resume, grids."""
+    from linksim.codecs.diffjscc.training import train_diffjscc as _train
+
+    _run_training(_train, config, output, resume, stop_at)
+
+
 @app.command()
 def weights() -> None:
     """Known weight files: where they are, or where to put them."""

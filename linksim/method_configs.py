@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+from linksim.codecs.diffjscc.method import DiffJSCCSettings
 from linksim.codecs.diffusion.method import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
 from linksim.codecs.jscc.method import JSCCSettings
 from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
 from linksim.scenario import MethodConfig
 
 __all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",
-           "BlindDiffComConfig"]
+           "BlindDiffComConfig", "DiffJSCCConfig"]
 
 
 class SeparationConfig(MethodConfig, SeparationSettings):
@@ -52,3 +53,9 @@ class BlindDiffComConfig(MethodConfig, BlindDiffComSettings):
     """``kind: blind_diffcom`` — see :class:`linksim.codecs.diffusion.method.BlindDiffComSettings`."""
 
     kind: Literal["blind_diffcom"] = "blind_diffcom"
+
+
+class DiffJSCCConfig(MethodConfig, DiffJSCCSettings):
+    """``kind: diffjscc`` — see :class:`linksim.codecs.diffjscc.method.DiffJSCCSettings`."""
+
+    kind: Literal["diffjscc"] = "diffjscc"

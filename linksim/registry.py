@@ -158,6 +158,8 @@ BUILTINS: dict[Registry, list[tuple[str, Any, Any, str]]] = {
         ("blind_diffcom", "linksim.codecs.diffusion.method:BlindDiffComMethod",
          "linksim.method_configs:BlindDiffComConfig",
          "Blind-DiffCom: joint image + multipath-tap posterior sampling, no channel estimation (ofdm)"),
+        ("diffjscc", "linksim.codecs.diffjscc.method:DiffJSCCMethod", "linksim.method_configs:DiffJSCCConfig",
+         "DiffJSCC: x16 ResNet JSCC decode refined by a conditional diffusion model (embedded DDPM | SD 2.1)"),
     ],
     METRICS: [],
 }

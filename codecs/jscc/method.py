@@ -28,7 +28,8 @@ __all__ = ["JSCCSettings", "JSCCMethod", "load_jscc", "check_jscc_point"]
 class JSCCSettings(BaseModel):
     """Settings of ``kind: jscc`` (strict: unknown keys are errors).
 
-    :param model: ``embedded`` (the project's weights for the point's CBR), a native
+    :param model: ``embedded`` (the project's ADJSCC for the point's CBR), ``embedded_resnet``
+        (the project's x16 ResNet JSCC of DiffJSCC's stage 1, :mod:`.resnet`: CBR 1/384, 1/96), a native
         ``.safetensors`` file (with its ``.json`` config beside it), or a public ADJSCC checkpoint
         (``.pt``/``.pth``/``.pth.tar``, keys mapped by :mod:`linksim.codecs.jscc.external`)
     :param use_no_eff: feed the decoder's AF modules the effective SNR after equalisation
@@ -49,6 +50,10 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
     """
     if model == "embedded":
         net = load_embedded(cbr, device)
+    elif model == "embedded_resnet":
+        from .resnet import load_embedded_resnet
+
+        net = load_embedded_resnet(cbr, device)
     else:
         path = Path(model).expanduser()
         if not path.is_file():
@@ -60,7 +65,7 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
 
             net = load_external_adjscc(path, device)
     want = Fraction(cbr) if not isinstance(cbr, str) else Fraction(cbr)
-    have = Fraction(net.channels, 96)
+    have = Fraction(net.channels, 6 * net.downsampling**2)
     if have != want:
         raise ValueError(f"model {model!r} has C={net.channels} (CBR {have}); the sweep point asks for CBR {want}")
     return net.eval()
@@ -78,6 +83,19 @@ def check_jscc_point(model: str, point: OperatingPoint, kind: str) -> None:
         raise ValueError(f"{kind} needs csnr_db and cbr sweep axes and a data: section")
     _ = point.num_symbols
     h, w = point.image_shape
+    if model == "embedded_resnet":
+        from .resnet import ResNetJSCC, embedded_resnet_path
+
+        if h % 16 or w % 16:
+            raise ValueError(f"the ResNet JSCC downsamples by 16: image size {h}x{w} must be a multiple of 16")
+        c = ResNetJSCC.channels_for_cbr(point.cbr)
+        if not embedded_resnet_path(point.cbr).is_file():
+            raise ValueError(f"no embedded ResNet JSCC for CBR {point.cbr} (C={c}): {embedded_resnet_path(point.cbr)} "
+                             f"does not exist; embedded CBRs are 1/384 and 1/96")
+        from linksim.phy.chains import grid_info
+
+        grid_info(point.link, point.num_symbols)
+        return
     if h % 4 or w % 4:
         raise ValueError(f"ADJSCC downsamples by 4: image size {h}x{w} must be a multiple of 4")
     c = ADJSCC.channels_for_cbr(point.cbr)

@@ -80,6 +80,18 @@ class ModelConfig(StrictModel):
     channels: int = Field(2, ge=1)
     filters: int = Field(64, ge=1)
     init: Literal["kaiming", "data", "default"] = "kaiming"
+    #: ``adjscc`` (x4, CBR C/96) or ``resnet`` (the DiffJSCC stage 1, x16, CBR C/1536,
+    #: :mod:`linksim.codecs.jscc.resnet`; ``init: data`` is ADJSCC-only)
+    arch: Literal["adjscc", "resnet"] = "adjscc"
+
+
+def build_model(cfg: ModelConfig) -> ADJSCC:
+    """A freshly initialised model of ``cfg.arch`` (``ADJSCC`` or its x16 subclass ``ResNetJSCC``)."""
+    if cfg.arch == "resnet":
+        from .resnet import ResNetJSCC, ResNetJSCCConfig
+
+        return ResNetJSCC(ResNetJSCCConfig(channels=cfg.channels, filters=cfg.filters))
+    return ADJSCC(ADJSCCConfig(channels=cfg.channels, filters=cfg.filters))
 
 
 class ChannelConfig(StrictModel):
@@ -346,7 +358,7 @@ def train_jscc(
     t0 = time.time()
 
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
-    model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters))
+    model = build_model(cfg.model)
     photos = _photos(cfg.data)
     train = [rescale(im, s) for name, im in photos.items() if name not in cfg.data.holdout for s in cfg.data.scales]
     if cfg.model.init == "kaiming":
@@ -448,11 +460,11 @@ def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dty
         model, steps = load_model(run_dir / "model.safetensors"), cfg.steps
     else:  # a run stopped early: export its latest checkpoint
         ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-        model = ADJSCC(ADJSCCConfig(channels=cfg.model.channels, filters=cfg.model.filters))
+        model = build_model(cfg.model)
         model.load_state_dict(ck["model"])
         model.eval()
         steps = int(ck["step"])
-    dest = Path(dest_dir or EMBEDDED_DIR) / f"adjscc_c{model.channels}.safetensors"
+    dest = Path(dest_dir or EMBEDDED_DIR) / f"{cfg.model.arch}_c{model.channels}.safetensors"
     meta = {"trained_steps": steps, "train_config": cfg.model_dump(mode="json"),
             "retrain": f"see the header of configs/{cfg.name}.yaml; in short: python -m linksim.codecs.jscc.training "
                        f"configs/{cfg.name}.yaml runs/{cfg.name} && python -m linksim.codecs.jscc.training --export runs/{cfg.name}",

@@ -40,5 +40,9 @@ def test_repository_configs_load():
     files = sorted(CONFIGS.glob("*.yaml"))
     assert {f.stem.split("_")[0] for f in files} >= {"jscc", "prior"}
     for f in files:
-        cfg = load_config(TrainPriorConfig if f.stem.startswith("prior") else TrainJSCCConfig, f)
+        from linksim.codecs.diffjscc.training import TrainDiffJSCCConfig
+
+        model = (TrainPriorConfig if f.stem.startswith("prior") else
+                 TrainDiffJSCCConfig if f.stem == "diffjscc_embedded" else TrainJSCCConfig)  # stage 1: JSCC
+        cfg = load_config(model, f)
         assert cfg.name == f.stem

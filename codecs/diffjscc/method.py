@@ -1,0 +1,150 @@
+"""DiffJSCC as an image method (``kind: diffjscc``): stage-1 JSCC -> analog chain -> stage-1
+decode -> diffusion refinement conditioned on that decode and the SNR -> wavelet colour fix.
+
+::
+
+    images --stage-1 JSCC encode--> x [B,N] --AnalogChain--> y_eq, no_eff
+      --stage-1 decode--> x_s1 [B,3,H,W]
+      --refiner(x_s1, SNR): embedded pixel DDPM (DDIM) | SD 2.1 + control network (spaced DDPM)-->
+      --wavelet colour fix against x_s1--> images
+
+The transmitter and channel are those of ``kind: jscc`` (:class:`~linksim.codecs.jscc.method.JSCCMethod`);
+stage 1 is any linksim JSCC (``jscc:``: ``embedded_resnet`` = the paper's x16 ResNet JSCC,
+``embedded`` = ADJSCC, a weights file, or the name of a ``kind: jscc`` method of the scenario).
+The SNR the refiner sees is the one the stage-1 decoder sees: ``-10·log10(mean no_eff)`` after
+equalisation (the paper's CSI; on AWGN the nominal CSNR).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..base import Decoded, OperatingPoint, RxSignal
+from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
+from .colorfix import wavelet_color_fix
+from .pixel import EMBEDDED_DDPM_DIR
+
+__all__ = ["DiffJSCCSettings", "DiffJSCCMethod", "refiner_snr_db"]
+
+
+class DiffJSCCSettings(BaseModel):
+    """Settings of ``kind: diffjscc`` (strict).
+
+    :param jscc: stage-1 JSCC (see the module docstring); default ``embedded_resnet``
+    :param backbone: ``embedded`` (pixel-space conditional DDPM, CPU-sized, shipped) or ``sd21``
+        (Stable Diffusion 2.1-base + the DiffJSCC control network; weights supplied by the user)
+    :param refiner: ``embedded`` backbone: ``embedded`` or a directory written by
+        :func:`linksim.codecs.diffjscc.training.export_run`
+    :param num_steps: reverse steps (= NFE); default 50 DDIM steps (embedded) / 100 spaced DDPM
+        steps (sd21, the paper's)
+    :param eta: DDIM stochasticity of the embedded backbone (0: deterministic given the initial noise)
+    :param color_fix: wavelet colour fix against the stage-1 output (the paper's; ``false`` shows the raw sample)
+    :param guidance_scale: sd21: step size of the latent-MSE guidance towards the stage-1 latent (0: off, the default)
+    :param sd_path: sd21: the SD 2.1-base diffusers folder (``unet/``, ``vae/``, ``text_encoder/``,
+        ``tokenizer/``, ``scheduler/``); default ``$LINKSIM_WEIGHTS/stable-diffusion-2-1-base``
+    :param control: sd21: the DiffJSCC control-network checkpoint (published layout, or ours)
+    :param caption: sd21: ``none`` (the empty prompt; run.json states it) or a captioner directory
+        (a transformers BLIP-2 model; needs the ``text`` extra)
+    :param use_no_eff: the refiner (and stage 1) get the effective SNR after equalisation
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    jscc: str = "embedded_resnet"
+    backbone: Literal["embedded", "sd21"] = "embedded"
+    refiner: str = "embedded"
+    num_steps: int | None = Field(None, ge=1)
+    eta: float = Field(0.0, ge=0, le=1)
+    color_fix: bool = True
+    guidance_scale: float = Field(0.0, ge=0)
+    sd_path: str | None = None
+    control: str | None = None
+    caption: str = "none"
+    use_no_eff: bool = True
+
+
+def refiner_snr_db(csnr_db: float, no_eff: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+    """``[B]`` SNR [dB] for the refiner: ``-10·log10(mean_k no_eff)`` per image, else the nominal CSNR."""
+    if no_eff is not None:
+        return -10.0 * torch.log10(no_eff.float().reshape(batch, -1).mean(dim=1).clamp_min(1e-12))
+    return torch.full((batch,), float(csnr_db), device=device)
+
+
+def _refiner_dir(spec: str) -> Path:
+    return EMBEDDED_DDPM_DIR if spec == "embedded" else Path(spec).expanduser()
+
+
+class DiffJSCCMethod(JSCCMethod):
+    """``kind: diffjscc``.
+
+    :param config: :class:`DiffJSCCSettings` (or the engine's model extending it)
+    :param point: operating point
+    :param jscc: a ready stage-1 model (tests); default :func:`~linksim.codecs.jscc.method.load_jscc`
+    :param refiner: a ready refiner with ``refine(x_s1, snr_db, num_steps, generator=) -> images`` (tests)
+    """
+
+    def __init__(self, config, point: OperatingPoint, jscc=None, refiner=None):
+        from linksim.phy.chains import AnalogChain
+
+        self.config, self.point = config, point
+        self.model = jscc if jscc is not None else load_jscc(config.jscc, point.cbr, point.device)
+        h, w = point.image_shape
+        self.num_symbols = self.model.num_symbols(h, w)
+        self.chain = AnalogChain(point.link, self.num_symbols, device=point.device)
+        self.refiner = refiner if refiner is not None else self._load_refiner()
+
+    def _load_refiner(self):
+        c = self.config
+        if c.backbone == "embedded":
+            from .pixel import load_pixel_refiner
+
+            return load_pixel_refiner(_refiner_dir(c.refiner), self.point.device)
+        from .sd import load_sd_refiner
+
+        return load_sd_refiner(c.sd_path, c.control, caption=c.caption, device=self.point.device,
+                               guidance_scale=c.guidance_scale)
+
+    @property
+    def num_steps(self) -> int:
+        return self.config.num_steps or (50 if self.config.backbone == "embedded" else 100)
+
+    @classmethod
+    def check(cls, config, point: OperatingPoint) -> None:
+        """As ``jscc`` for the stage-1 model (the CBR must be one it serves), then the refiner's files."""
+        check_jscc_point(config.jscc, point, "diffjscc")
+        if config.backbone == "embedded":
+            d = _refiner_dir(config.refiner)
+            for name in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"):
+                if not (d / name).is_file():
+                    raise ValueError(f"DiffJSCC refiner file missing: {d / name}")
+        else:
+            from .sd import missing_sd_files
+
+            missing = missing_sd_files(config.sd_path, config.control, config.caption)
+            if missing:
+                raise ValueError("backbone sd21 unavailable: missing " + ", ".join(str(p) for p in missing)
+                                 + " (see `linksim weights`; nothing is downloaded)")
+
+    def run_info(self) -> dict:
+        """What run.json should state about this method (the prompt used, the step count)."""
+        return {"backbone": self.config.backbone, "num_steps": self.num_steps,
+                "prompt": "" if self.config.caption == "none" else f"caption by {self.config.caption}"}
+
+    @torch.no_grad()
+    def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
+        no_eff = rx.state.no_eff if self.config.use_no_eff else None
+        x1 = self.model.decode(rx.y, self.point.csnr_db, no_eff=no_eff, image_size=self.point.image_shape,
+                               tx_scale=rx.tx_meta["tx_scale"]).clamp(0, 1)
+        snr = refiner_snr_db(self.point.csnr_db, no_eff, x1.shape[0], x1.device)
+        gen = generator
+        if gen is not None and gen.device != x1.device:
+            gen = torch.Generator(device=x1.device).manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        kw = {"eta": self.config.eta} if self.config.backbone == "embedded" else {}
+        out = self.refiner.refine(x1, snr, self.num_steps, generator=gen, **kw)
+        if self.config.color_fix:
+            out = wavelet_color_fix(out, x1).clamp(0, 1)
+        return Decoded(images=out, nfe=self.num_steps)
