@@ -1,7 +1,10 @@
 """Command-line interface: ``linksim run | validate | list | plot | weights | train``.
 
 User errors (:class:`linksim.errors.LinksimError`) print one line to stderr and exit with status 2,
-without a traceback. ``linksim run`` with no file runs the quickstart scenario embedded in the package.
+without a traceback. Any other exception (a bug, or an unsupported setup) prints one line too, with the
+path of a log file that holds the traceback (``linksim-error.log`` in the output folder, or in the
+current folder), and exits with status 1; ``LINKSIM_DEBUG=1`` re-raises it instead.
+``linksim run`` with no file runs the quickstart scenario embedded in the package.
 """
 
 from __future__ import annotations
@@ -31,18 +34,69 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _crash(err: BaseException, folder: Path | None) -> None:
+    """An unexpected exception: the traceback goes to a log file, the terminal gets one line."""
+    import os
+    import traceback
+
+    if os.environ.get("LINKSIM_DEBUG"):
+        raise err
+    log = None
+    for where in ([folder] if folder is not None else []) + [Path.cwd()]:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            log = where / "linksim-error.log"
+            log.write_text("".join(traceback.format_exception(err)))
+            break
+        except OSError:
+            log = None
+    first = (str(err).strip().splitlines() or [""])[0]
+    where = f"; traceback in {log}" if log is not None else ""
+    typer.echo(f"error: unexpected {type(err).__name__}: {first}{where} (LINKSIM_DEBUG=1 shows it here)", err=True)
+    raise typer.Exit(1)
+
+
 @app.command()
-def validate(file: Path = typer.Argument(..., help="scenario YAML")) -> None:
-    """Check a scenario (keys, types, names, sweep, CBR vs grid, data folder) without running it."""
+def validate(
+    file: Path = typer.Argument(..., help="scenario YAML"),
+    show: bool = typer.Option(False, "--show", help="print the scenario with every default filled in"),
+) -> None:
+    """Check a scenario (keys, types, names, sweep, CBR vs grid, models vs CBR, images) without running it."""
     from linksim.scenario import load_scenario
     from linksim.sweep import expand
 
     try:
         scn = load_scenario(file)
+        n = len(expand(scn))
+        notes = _set_metric_notes(scn)
     except LinksimError as err:
         _fail(err)
-    n = len(expand(scn))
+    except Exception as err:  # noqa: BLE001 - one line + a log, see _crash
+        _crash(err, None)
+    if show:
+        import yaml
+
+        typer.echo(yaml.safe_dump(scn.dump(), sort_keys=False, allow_unicode=True).rstrip())
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"{file}: ok — {len(scn.methods)} method(s) x {n} point(s) = {len(scn.methods) * n} jobs")
+
+
+def _set_metric_notes(scn) -> list[str]:
+    """Set metrics (FID, KID) requested on fewer samples per point than they need: they will be
+    reported unavailable (empty cells, reason in run.json), never a NaN or a meaningless number."""
+    from linksim.engine import has_image_methods
+
+    wanted = [m for m in scn.metrics if m in ("fid", "kid")]
+    if not wanted or scn.data is None or not has_image_methods(scn):
+        return []
+    from linksim.data import load_images
+    from linksim.metrics.distribution import FID, KID
+
+    samples = len(load_images(scn.data)) * int(getattr(scn.channel, "draws", 1))
+    need = {"fid": FID.min_samples, "kid": KID.min_samples}
+    return [f"metrics: {m} needs at least {need[m]} images x draws per point, this scenario has {samples}: "
+            f"it will be reported unavailable" for m in wanted if samples < need[m]]
 
 
 @app.command()
@@ -96,10 +150,12 @@ def run(
         made = _plot(out) if figures else []
     except LinksimError as err:
         _fail(err)
+    except Exception as err:  # noqa: BLE001 - one line + a log, see _crash
+        _crash(err, output if output is not None else (scn.output_dir if "scn" in locals() else None))
     console.print(f"results in {out}" + (f"; figures: {', '.join(str(p) for p in made)}" if made else ""))
 
 
-def _plot(run_dir: Path) -> list[Path]:
+def _plot(run_dir: Path, reference: str | None = None) -> list[Path]:
     """Figures and ``report.md`` of a run folder.
 
     Image rows: :func:`linksim.reports.make_report` (RD-perception figures, reconstruction grids,
@@ -119,7 +175,7 @@ def _plot(run_dir: Path) -> list[Path]:
     made: list[Path] = []
     has_images = "image" in df and df["image"].notna().any()
     if has_images:
-        made += list(make_report(run_dir))
+        made += list(make_report(run_dir, reference=reference))
     phy = df[df["ber"].notna()] if "ber" in df else df.iloc[0:0]
     if not phy.empty:
         figures = plot_ber(run_dir) if "kind" in df and (df["kind"] == "phy_ber").any() else []
@@ -179,12 +235,18 @@ def _phy_report(run_dir: Path, rows, figures: list[Path], append: bool) -> Path:
 
 
 @app.command()
-def plot(run_dir: Path = typer.Argument(..., help="an output folder of `linksim run`")) -> None:
-    """(Re)make the figures of a finished or partial run."""
+def plot(
+    run_dir: Path = typer.Argument(..., help="an output folder of `linksim run`"),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", help="method subtracted in the paired-difference tables (default: the first method)"),
+) -> None:
+    """(Re)make the figures, report.md and report.tex of a finished or partial run."""
     try:
-        made = _plot(run_dir)
+        made = _plot(run_dir, reference)
     except LinksimError as err:
         _fail(err)
+    except Exception as err:  # noqa: BLE001 - one line + a log, see _crash
+        _crash(err, run_dir if run_dir.is_dir() else None)
     for p in made:
         typer.echo(str(p))
 

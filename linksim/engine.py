@@ -511,6 +511,11 @@ def _evaluate(resources: RunResources, images, x_hat):
         if isinstance(metric, PerImageMetric):
             per_image[metric.name] = [v for c in chunks for v in metric(images[c], x_hat[c]).cpu().tolist()]
         elif isinstance(metric, SetMetric):
+            need = getattr(metric, "min_samples", 2)
+            if images.shape[0] < need:  # a NaN crash (1 image) or a meaningless number (FID 518 from 3)
+                unavailable[metric.name] = (f"needs at least {need} images x draws per point, got "
+                                            f"{images.shape[0]} (raise data.limit or channel.draws)")
+                continue
             metric.reset()
             for c in chunks:
                 metric.update(images[c], x_hat[c])

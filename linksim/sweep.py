@@ -252,6 +252,7 @@ def check_points(scenario) -> None:
 
     points = expand(scenario)
     cbrs = scenario.sweep.get("cbr", [])
+    _check_data(scenario)
     for i, m in enumerate(scenario.methods):
         cls = METHODS.get(m.kind)
         is_study = isinstance(cls, type) and issubclass(cls, Study)
@@ -282,6 +283,24 @@ def check_points(scenario) -> None:
                 cls.check(m, op)
             except ValueError as err:
                 raise _KeyProblem(f"methods[{i}]", f"{m.name} at point '{p.key}': {err}") from None
+
+
+def _check_data(scenario) -> None:
+    """The images load (an empty folder, a corrupt or too small file, an unknown name fail here,
+    before any work, not mid-run); only for scenarios with image methods."""
+    from linksim.engine import has_image_methods
+    from linksim.errors import DataError
+    from linksim.scenario import _KeyProblem
+
+    if scenario.data is None or not has_image_methods(scenario):
+        return
+    from linksim.data import load_images
+
+    try:
+        load_images(scenario.data)
+    except DataError as err:
+        key = "data.folder" if scenario.data.source == "folder" else "data.names"
+        raise _KeyProblem(key, str(err)) from None
 
 
 def _run_job_remote(scenario_data: dict, job: Job, device: str, out_dir: str, strict: bool = False) -> Any:

@@ -159,6 +159,52 @@ KNOWN: dict[str, WeightSpec] = {
             name="diffjscc_control", filename="diffjscc_control.safetensors", url=None, sha256=None, size=None,
             used_by="diffjscc sd21: the control network (linksim layout, diffjscc.sd.save_control; user-supplied)",
         ),
+        # diffusion priors of the receivers (prior: ffhq_10m | imagenet256_uncond); the file names and
+        # sources are linksim.codecs.diffusion.loaders.PRIOR_SOURCES (a test keeps the two in step)
+        WeightSpec(
+            name="ffhq_10m",
+            filename="ffhq_10m.pt",
+            url="the Google Drive link in the README of https://github.com/DPS2022/diffusion-posterior-sampling",
+            sha256=None,
+            size=None,
+            used_by="prior: ffhq_10m (DPS FFHQ 256x256 ADM, DiffCom's prior)",
+        ),
+        WeightSpec(
+            name="imagenet256_uncond",
+            filename="256x256_diffusion_uncond.pt",
+            url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
+            sha256=None,
+            size=None,
+            used_by="prior: imagenet256_uncond (OpenAI guided-diffusion ImageNet 256x256 unconditional ADM)",
+        ),
+        # the embedded models, committed with the package
+        WeightSpec(
+            name="adjscc_c2",
+            filename="adjscc_c2.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="jscc model: embedded at CBR 1/48 (C=2, trained by us)",
+            package=("linksim.codecs.jscc", "embedded/adjscc_c2.safetensors"),
+        ),
+        WeightSpec(
+            name="adjscc_c4",
+            filename="adjscc_c4.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="jscc model: embedded at CBR 1/24 (C=4, trained by us)",
+            package=("linksim.codecs.jscc", "embedded/adjscc_c4.safetensors"),
+        ),
+        WeightSpec(
+            name="ddpm_embedded",
+            filename="diffusion_pytorch_model.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="prior: embedded (diffusers UNet2DModel, trained by us)",
+            package=("linksim.codecs.diffusion", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
+        ),
     )
 }
 

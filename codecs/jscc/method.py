@@ -13,6 +13,8 @@ The number of symbols follows from the model (``N = C·H·W/32``), so the scenar
 
 from __future__ import annotations
 
+import functools
+
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +73,12 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
     return net.eval()
 
 
+@functools.lru_cache(maxsize=16)
+def _model_cbr(path: str, cbr: Fraction) -> None:
+    """Load ``path`` once (per CBR) and raise ``ValueError`` when its CBR ``C/96`` is not ``cbr``."""
+    load_jscc(path, cbr)
+
+
 def check_jscc_point(model: str, point: OperatingPoint, kind: str) -> None:
     """Static checks of any method built on an ADJSCC ``model`` at ``point`` (before any work).
 
@@ -103,6 +111,8 @@ def check_jscc_point(model: str, point: OperatingPoint, kind: str) -> None:
         raise ValueError(f"no embedded ADJSCC for CBR {point.cbr} (C={c}); embedded CBRs are 1/48 and 1/24")
     if model != "embedded" and not Path(model).expanduser().is_file():
         raise ValueError(f"JSCC weights {model} do not exist")
+    if model != "embedded":  # a user's model: its latent size C must give this CBR (C/96)
+        _model_cbr(str(Path(model).expanduser().resolve()), Fraction(point.cbr))
     from linksim.phy.chains import grid_info
 
     grid_info(point.link, point.num_symbols)

@@ -76,6 +76,9 @@ class SetMetric(Metric):
     """
 
     kind = PER_SET
+    #: fewest samples (images x draws) per point for a meaningful value; below it the engine
+    #: reports the metric unavailable for that point (with the reason), never a number
+    min_samples = 2
 
     @abc.abstractmethod
     def update(self, real: Tensor, fake: Tensor) -> None: ...

@@ -184,6 +184,9 @@ class FID(_FeatureSetMetric):
     """
 
     name = "fid"
+    #: FID's bias grows like 1/n (Chong & Forsyth 2020) and its covariance is rank-deficient below
+    #: the feature size: under 50 samples a value (e.g. 518 from 3 images) is noise
+    min_samples = 50
 
     def compute(self) -> Tensor:
         return torch.tensor(fid_from_features(*self._sets()), dtype=torch.float64)
@@ -196,6 +199,8 @@ class KID(_FeatureSetMetric):
     """
 
     name = "kid"
+    #: KID is unbiased, but its variance from fewer than 10 samples makes it meaningless
+    min_samples = 10
 
     def __init__(self, features: InceptionFeatures, device="cpu", num_subsets: int = 100, subset_size: int = 1000, seed: int = 0):
         self.num_subsets, self.subset_size, self.seed = num_subsets, subset_size, seed
