@@ -370,8 +370,9 @@ def _bpp_figure(df: pd.DataFrame, metric: str, pixels: int, styles: _Styles):
         sub = sep[sep["cbr"] == r]
         for (method, variant), g in sub.groupby(["method", "variant"], sort=True):
             pts = g.groupby("csnr_db")[["bpp", metric]].mean().sort_values("bpp")
-            ax.plot(pts["bpp"], pts[metric], linestyle=(0, (6, 2)) if g["kind"].iloc[0] == "ideal" else "-",
-                    marker="o", ms=3, lw=1.2, color=styles.colour[method],
+            bound = g["kind"].iloc[0] == "ideal"  # drawn like the bounds of the other figures
+            ax.plot(pts["bpp"], pts[metric], linestyle=(0, (6, 2)) if bound else "-",
+                    marker="o", ms=3, lw=1.2, color="0.25" if bound else styles.colour[method],
                     label=styles.label(method, variant) + (" (bound)" if g["kind"].iloc[0] == "ideal" else ""))
         ax.set_xlabel("payload [bits per pixel]")
         ax.set_ylabel(_metric_label(metric), fontsize=8)
@@ -588,7 +589,7 @@ def _tex_escape(text: str) -> str:
     out = str(text)
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("↓", r"$\downarrow$"), ("–", "--"), ("−", "$-$"), ("Δ", r"$\Delta$"),
-                 ("ρ", r"$\rho$")):
+                 ("ρ", r"$\rho$"), ("×", r"$\times$"), ("≥", r"$\geq$"), ("·", r"$\cdot$")):
         out = out.replace(a, b)
     return out
 
