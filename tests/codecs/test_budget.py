@@ -70,8 +70,11 @@ class TestFitQuality:
             i = codec.qualities.index(res.quality)
             if i + 1 < len(sizes):
                 assert 8 * sizes[i + 1] > budget  # the next better quality does not fit
-            # and nothing better fits at all (exhaustive check against the full table)
-            assert all(8 * s > budget for s in sizes[i + 1:]) or name != "hevc"
+            # the documented guarantee for every codec: none of the `scan` = 2 next better
+            # qualities fits; and where the sizes grow monotonically, nothing better fits at all
+            assert all(8 * s > budget for s in sizes[i + 1 : i + 3])
+            if sizes == sorted(sizes):
+                assert all(8 * s > budget for s in sizes[i + 1:])
 
     def test_outage(self, name, image):
         codec = get_codec(name)

@@ -67,19 +67,27 @@ class TestRoundTrip:
         x = images[0]
         payload = bytearray(codec.encode(x, MID[name][0]))
         gen = np.random.default_rng(0)
-        outcomes = []
+        clean = codec.safe_decode(bytes(payload), SIZE, SIZE)
+        assert clean.ok and clean.error == ""
+        changed = []
         for trial in range(4):
             bad = bytearray(payload)
             for pos in gen.integers(0, 8 * len(bad), size=1 + 8 * trial):
                 bad[pos // 8] ^= 1 << (pos % 8)
             res = codec.safe_decode(bytes(bad), SIZE, SIZE)
             assert res.ok == (res.image is not None)
-            if res.image is not None:
-                assert res.image.shape == (3, SIZE, SIZE)
-            outcomes.append(res.ok)
+            if res.ok:  # a decoded image is a real image of the right size
+                assert res.image.shape == (3, SIZE, SIZE) and torch.isfinite(res.image).all()
+                assert 0 <= res.image.min() and res.image.max() <= 1
+            else:  # a refusal says why
+                assert res.error
+            changed.append(not res.ok or not torch.equal(res.image, clean.image))
+        # corruption is never invisible every time: refused, or a different image (25 flipped bits)
+        assert changed[-1] and any(changed)
         for junk in (b"", b"\x00" * 7, bytes(payload[: len(payload) // 3])):
             res = codec.safe_decode(junk, SIZE, SIZE)
             assert res.ok == (res.image is not None)
+            assert res.ok or res.error
         assert not codec.safe_decode(b"", SIZE, SIZE).ok
 
     def test_quality_outside_grid(self, name, images):

@@ -301,8 +301,12 @@ def test_guidance_reduces_measurement_residual(kind):
     guided, res = run(1.0, 0.25)
     free, _ = run(0.0)
     noise = (10 ** -1 * rx.y.shape[1]) ** 0.5  # ‖n‖ expected at 10 dB
-    print(kind, guided, free, noise, res.nfe)
     assert (guided < 0.7 * free).all()
+    # the guided sample fits the measurement at least as well as the truth does (‖y − A(x)‖ = ‖n‖),
+    # within 30 %. No lower bound: with 64 symbols for 768 pixels the linear operator is
+    # under-determined and ζ = 1 guidance over-fits the noise (measured 0.31–0.56 ‖n‖ for DiffCom,
+    # 0.37–0.43 ‖n‖ for HiFi), so the 0.7 ‖n‖ floor asked for in issue 12 does not hold here.
+    assert (guided <= 1.3 * noise).all(), (guided, noise)
 
 
 def test_blind_diffcom_pilot_free_estimates_taps():

@@ -3,8 +3,9 @@ prior, on the two photos neither model saw in training (coffee, chelsea at 64x64
 
 The paper's trade (DiffCom/HiFi-DiffCom, reference/receivers.md): HiFi-DiffCom starts from the
 noised JSCC decode and keeps the distortion of DeepJSCC while moving the sample towards the
-prior. Here: its measurement residual ‖y − A(x̂)‖ is within 10 % of the DeepJSCC decode's, and
-its PSNR within 2 dB of DeepJSCC's (means over the two photos), at CSNR 0 and 10 dB.
+prior. Here, for three sampling seeds: its measurement residual ‖y − A(x̂)‖ is at most 10 % above
+the DeepJSCC decode's and its PSNR at most 1 dB below DeepJSCC's (means over the two photos), at
+CSNR 0 and 10 dB (one-sided: being better than DeepJSCC is allowed).
 
 Settings: the published ζ = γ = 0.25 and κ = 5, a tenth of the adaptive schedule's steps (~24,
 stride 10) for CI time, and the guidance step lr = 2.5 = the published 1 x the stride 10 x 1/4:
@@ -48,16 +49,20 @@ def test_hifi_keeps_deepjscc_distortion(models, csnr_db):
     rx = RxSignal(y=y, state=state, tx_meta={"tx_scale": None})
     r = HiFiDiffCom(prior, jscc, csnr_db, "1/48", (64, 64), zeta=0.25, gamma=0.25, lr=2.5, step_scale=0.1)
     ctx = r.prepare(rx, state)
-    out = r.sample(ctx, torch.Generator().manual_seed(1))
-    x_hifi = (out.x0 + 1) / 2
     x_jscc = ctx["x_mse"]
-    res_hifi = r.measurement_residual(out.x0, ctx)
     res_jscc = r.measurement_residual(x_jscc * 2 - 1, ctx)
-    p_hifi, p_jscc = psnr(x_hifi, images), psnr(x_jscc, images)
-    msg = (f"{csnr_db} dB: residual {res_hifi.tolist()} vs {res_jscc.tolist()}, "
-           f"PSNR {p_hifi.tolist()} vs {p_jscc.tolist()}")
-    assert out.nfe == round(0.1 * (r.t_start + 1))
-    assert abs(res_hifi.mean() / res_jscc.mean() - 1) <= 0.10, msg
-    assert abs(p_hifi.mean() - p_jscc.mean()) <= 2.0, msg
-    # it is not the JSCC decode returned unchanged
-    assert (x_hifi - x_jscc).abs().mean() > 1e-3
+    p_jscc = psnr(x_jscc, images)
+    # three sampling seeds, one-sided bounds on each: HiFi may be better than DeepJSCC, never
+    # clearly worse (residual at most 10 % above, PSNR at most 1 dB below, means over the photos)
+    for seed in (1, 2, 3):
+        out = r.sample(ctx, torch.Generator().manual_seed(seed))
+        x_hifi = (out.x0 + 1) / 2
+        res_hifi = r.measurement_residual(out.x0, ctx)
+        p_hifi = psnr(x_hifi, images)
+        msg = (f"{csnr_db} dB seed {seed}: residual {res_hifi.tolist()} vs {res_jscc.tolist()}, "
+               f"PSNR {p_hifi.tolist()} vs {p_jscc.tolist()}")
+        assert out.nfe == round(0.1 * (r.t_start + 1))
+        assert res_hifi.mean() <= 1.1 * res_jscc.mean(), msg
+        assert p_hifi.mean() >= p_jscc.mean() - 1.0, msg
+        # it is not the JSCC decode returned unchanged
+        assert (x_hifi - x_jscc).abs().mean() > 1e-3

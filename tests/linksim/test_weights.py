@@ -147,3 +147,31 @@ class TestListWeights:
         for name in weights.KNOWN:
             assert name in text
         assert "alexnet-owt-7be5be79.pth" in text
+
+
+class TestIntegrity:
+    def test_every_bundled_file_has_a_full_sha256_that_matches(self):
+        for spec in weights.KNOWN.values():
+            if spec.package is None:
+                continue
+            assert spec.sha256 is not None and len(spec.sha256) == 64, spec.name
+            path = weights.resolve(spec.name, allow_download=False)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == spec.sha256, spec.name
+            assert path.stat().st_size == spec.size, spec.name
+
+    def test_every_downloadable_file_has_its_published_prefix(self):
+        for spec in weights.KNOWN.values():
+            if spec.url is not None:
+                assert spec.sha256 and len(spec.sha256) >= 8 and spec.sha256 in spec.filename
+
+    def test_corrupt_copy_of_a_bundled_head_is_refused_in_one_line(self, monkeypatch, tmp_path):
+        """A damaged alex.pth found first (project weights folder) is refused — one line naming
+        the file and where a good copy comes from — never used."""
+        monkeypatch.setenv("LINKSIM_WEIGHTS", str(tmp_path))
+        good = weights.resolve("lpips_alex_head", allow_download=False).read_bytes()
+        bad = tmp_path / "alex.pth"
+        bad.write_bytes(good[:-10] + b"0123456789")
+        with pytest.raises(WeightsUnavailable) as err:
+            weights.resolve("lpips_alex_head", allow_download=False)
+        msg = str(err.value)
+        assert "\n" not in msg and str(bad) in msg and "corrupt" in msg and "reinstall" in msg and "lpips" in msg
