@@ -1,5 +1,5 @@
-"""The process executor when a job fails (issue 12 item 5): finished rows are stored, jobs not yet
-started are cancelled, the error is re-raised, and the rerun completes to the uninterrupted table.
+"""The process executor when a job fails (issue 12 item 5): finished rows are stored, the error is
+re-raised (jobs not yet started are cancelled; not asserted, it depends on timing), and the rerun completes to the uninterrupted table.
 
 The failing method comes from the test plug-in (``tests/linksim/plugin``), registered through the
 ``linksim.methods`` entry point; spawned workers find it because they inherit ``sys.path``.
@@ -39,7 +39,10 @@ def test_failed_job_under_process_executor(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="injected failure at ebno_db=0.0"):
         run_scenario(scenario_from_dict(RAW), output=tmp_path / "run")
     ran = log.read_text().splitlines()
-    assert "a:0.0" in ran and len(ran) < 8  # jobs not yet started were cancelled
+    # Jobs not yet started are cancelled, but how many had started depends on timing (the pool
+    # pre-queues calls; on a loaded machine all 8 may be running before the failure is seen), so
+    # only what holds at any timing is asserted: the failure ran, the other jobs that ran are stored.
+    assert "a:0.0" in ran
     finished = {r["point"] for r in read_points(tmp_path / "run" / "points.jsonl")}
     rows = pd.read_csv(tmp_path / "run" / "results.csv")
     assert set(rows["point"]) == finished and "ebno_db=0" not in finished  # finished jobs stored
