@@ -56,8 +56,7 @@ def test_plot_on_a_partial_run(scenario, monkeypatch):
     """A run that died after its first job: `linksim plot` draws what is there."""
     file, out, log = scenario
     monkeypatch.setenv("LINKSIM_TESTPLUGIN_FAIL", "1.0")
-    with pytest.raises(RuntimeError, match="injected"):
-        main(["run", str(file), "-o", str(out), "--no-figures"])
+    assert main(["run", str(file), "-o", str(out), "--no-figures"]) != 0  # the job's failure
     assert len(pd.read_csv(out / "results.csv")) == 1
     assert main(["plot", str(out)]) == 0
     table = [ln for ln in (out / "report.md").read_text().splitlines() if ln.startswith("| a |")]
