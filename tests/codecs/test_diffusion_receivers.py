@@ -511,9 +511,9 @@ def test_hifi_init_from_jscc_decode_and_autocast():
                          ids=["awgn", "ofdm"])
 def test_guidance_through_embedded_adjscc(cfg):
     """The project's trained ADJSCC (C=2, 32x32) as A over AWGN and OFDM (LMMSE estimate): 50
-    guided steps cut the guided residual ‖w ⊙ (y − A(x̂))‖ well below unguided sampling (AWGN,
-    w = 1: measured 2.0 vs 6.2, the true image's residual — the noise — is 2.6; OFDM with the
-    MMSE-bias weights: 2.6/2.9 vs 5.8/5.4)."""
+    guided steps cut the received-grid residual ‖Y_data − Ĥ⊙X(x̂)‖ well below unguided sampling
+    (measured AWGN 2.2/2.3 vs 6.2/6.3, the true image's residual — the noise — is 2.6; OFDM
+    2.8/2.7 vs 7.4/5.3)."""
     from linksim.codecs.jscc.adjscc import embedded_path, load_embedded
 
     if not embedded_path("1/48").is_file():
