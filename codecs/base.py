@@ -158,6 +158,9 @@ class ImageMethod(ABC):
     #: per-image columns this method adds to ``results.csv`` from :attr:`Decoded.extras` (the
     #: header is fixed before a run starts, so they are declared here, not discovered)
     extra_columns: tuple[str, ...] = ()
+    #: the method sends per-image side data of labelled sources (GESCO's label maps): the engine
+    #: then calls ``encode(images, generator, side={"labels": [B,H,W], "instances": [B,H,W]})``
+    uses_side: bool = False
 
     def __init__(self, config: Any, point: OperatingPoint):
         self.config = config

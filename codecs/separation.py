@@ -65,7 +65,7 @@ from .mcs import (BITS_PER_SYMBOL, MCS, MCS_TABLE, N_TARGET, CodewordLayout, cod
                   select_mcs)
 
 __all__ = [
-    "SeparationSettings", "IdealBoundSettings", "SeparationMethod", "IdealSeparationBound",
+    "SeparationSettings", "DigitalLinkSettings", "IdealBoundSettings", "SeparationMethod", "IdealSeparationBound",
     "FALLBACK_GREY", "SIDE_BITS", "CRC_BITS", "pack_stream", "parse_stream", "length_field_bits",
     "fit_cached",
 ]
@@ -105,12 +105,9 @@ class _CodecSettings(BaseModel):
         return self
 
 
-class SeparationSettings(_CodecSettings):
-    """Settings of ``kind: separation``.
+class DigitalLinkSettings(BaseModel):
+    """MCS and LDPC settings of a digital link (shared by ``separation`` and GESCO's ``digital`` mode).
 
-    :param codec: ``hevc`` | ``vvc`` | ``jpeg`` | ``jpeg2000`` | ``webp``
-    :param chroma: HEVC only: ``"420"`` (default) or ``"444"``
-    :param preset: encoder preset (HEVC: x265 presets, default ``veryslow``; VVC: vvenc presets)
     :param mcs: ``fixed`` (``modulation``, ``code_rate``) or ``adaptive`` (per-CSNR choice from the
         CQI-like table against ``target_bler``)
     :param modulation: ``qpsk`` | ``16qam`` | ``64qam`` (fixed MCS)
@@ -119,19 +116,32 @@ class SeparationSettings(_CodecSettings):
     :param mcs_margin_db: adaptive MCS: back-off [dB] — the MCS is chosen for ``CSNR − margin``
         (the BLER table is for AWGN; fading and channel-estimation losses need a margin, as in a
         real link adaptation loop)
-    :param crc_failure: ``fallback`` | ``decode_anyway`` (see module notes)
     :param ldpc_iterations: belief-propagation iterations
     :param n_target: nominal LDPC codeword length [bits] (actual: ``[n_target, 2 n_target)``)
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     mcs: Literal["fixed", "adaptive"] = "fixed"
     modulation: Literal["qpsk", "16qam", "64qam"] = "16qam"
     code_rate: float = Field(0.5, ge=0.2, le=0.95)
     target_bler: float = Field(0.1, gt=0.0, lt=1.0)
     mcs_margin_db: float = Field(0.0, ge=0.0)
-    crc_failure: Literal["fallback", "decode_anyway"] = "fallback"
     ldpc_iterations: PositiveInt = 20
     n_target: int = Field(N_TARGET, ge=128, le=8448)
+
+
+class SeparationSettings(_CodecSettings, DigitalLinkSettings):
+    """Settings of ``kind: separation``: the codec (``codec``, ``chroma``, ``preset``), the digital
+    link (:class:`DigitalLinkSettings`) and ``crc_failure``.
+
+    :param codec: ``hevc`` | ``vvc`` | ``jpeg`` | ``jpeg2000`` | ``webp``
+    :param chroma: HEVC only: ``"420"`` (default) or ``"444"``
+    :param preset: encoder preset (HEVC: x265 presets, default ``veryslow``; VVC: vvenc presets)
+    :param crc_failure: ``fallback`` | ``decode_anyway`` (see module notes)
+    """
+
+    crc_failure: Literal["fallback", "decode_anyway"] = "fallback"
 
 
 class IdealBoundSettings(_CodecSettings):

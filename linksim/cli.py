@@ -321,6 +321,32 @@ def train_diffjscc(
     _run_training(_train, config, output, resume, stop_at)
 
 
+@train_app.command("gesco")
+def train_gesco(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/gesco_embedded.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train GESCO's SPADE semantic diffusion model: noisy training, label dropout, EMA, sample grids, safetensors."""
+    from linksim.codecs.gesco.training import train_gesco as _train
+
+    _run_training(_train, config, output, resume, stop_at)
+
+
+@train_app.command("segmenter")
+def train_segmenter(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/segmenter_embedded.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train the scene segmenter of the miou metric: cross-entropy on clean scenes, held-out mIoU, safetensors."""
+    from linksim.codecs.gesco.training import train_segmenter as _train
+
+    _run_training(_train, config, output, resume, stop_at)
+
+
 @app.command()
 def weights() -> None:
     """Known weight files: where they are, or where to put them."""

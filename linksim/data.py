@@ -20,6 +20,11 @@ composited on white; 16-bit images are scaled to 8 bits. Odd sizes are fine (cod
 even or block-multiple sizes pad and crop back). Source images whose short side is below
 :data:`MIN_SOURCE_SIDE` pixels (e.g. 1x1) carry no usable content and are errors.
 
+**Labelled sources** (``scenes``, ``cityscapes``, ``coco_stuff``; GESCO and the ``miou``
+metric): :mod:`linksim.codecs.gesco.labelled` — procedural street scenes (``seed`` and
+``limit`` choose them; default 8), or a Cityscapes / COCO-Stuff folder paired by file stem.
+:attr:`ImageSet.labels` / :attr:`ImageSet.instances` carry the maps (``[B, H, W]``).
+
 **Errors**: every file is opened and decoded before anything is returned, so a corrupt file stops
 the run before any work with :class:`~linksim.errors.DataError` naming the file;
 ``on_error="skip"`` instead skips it with a warning.
@@ -41,8 +46,11 @@ from .errors import DataError
 
 __all__ = [
     "ImageSet", "load_images", "resize_center_crop", "EMBEDDED_IMAGES", "IMAGE_SUFFIXES", "MIN_SOURCE_SIDE",
+    "LABELLED_SOURCES",
 ]
 
+#: sources with per-pixel labels (+ instances): procedural scenes and the two dataset layouts
+LABELLED_SOURCES = ("scenes", "cityscapes", "coco_stuff")
 #: smallest short side [pixels] of a usable source image
 MIN_SOURCE_SIDE = 8
 
@@ -57,6 +65,16 @@ class ImageSet:
 
     images: torch.Tensor
     names: list[str] = field(default_factory=list)
+    #: labelled sources only (``scenes``, ``cityscapes``, ``coco_stuff``): ``[B, H, W]`` long class
+    #: ids (255 = unlabelled) and instance ids
+    labels: torch.Tensor | None = None
+    instances: torch.Tensor | None = None
+
+    def side(self) -> dict:
+        """Per-image side data for methods and metrics that use it (``{}`` without labels)."""
+        if self.labels is None:
+            return {}
+        return {"labels": self.labels, "instances": self.instances}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -92,18 +110,23 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
         limit = getattr(cfg, "limit", limit)
         on_error = getattr(cfg, "on_error", on_error)
         names = getattr(cfg, "names", names)
+        seed = getattr(cfg, "seed", 0)
+    else:
+        seed = 0
     out_h, out_w = _parse_size(size)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError("data.limit", f"must be a positive integer or null, got {limit!r}")
     if on_error not in ("raise", "skip"):
         raise DataError("data.on_error", f"must be 'raise' or 'skip', got {on_error!r}")
 
+    if source in LABELLED_SOURCES:
+        return _load_labelled(source, (out_h, out_w), limit, seed, folder, names)
     if source == "embedded":
         items = [(n, f"embedded:{n}", functools.partial(embedded_array, n)) for n in EMBEDDED_IMAGES]
     elif source == "folder":
         items = [(n, p, functools.partial(read_file, p)) for n, p in _folder_files(folder)]
     else:
-        raise DataError("data.source", f"must be 'embedded' or 'folder', got {source!r}")
+        raise DataError("data.source", f"must be 'embedded', 'folder' or one of {LABELLED_SOURCES}, got {source!r}")
     if names is not None:
         items = _select(items, list(names), source)
 
@@ -127,6 +150,23 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
     if not images:
         raise DataError(folder if source == "folder" else "embedded", "no usable images")
     return ImageSet(torch.stack(images), kept)
+
+
+def _load_labelled(source, size, limit, seed, folder, names) -> ImageSet:
+    """Labelled sources (:mod:`linksim.codecs.gesco.labelled`) with their errors as :class:`DataError`."""
+    from .codecs.gesco.labelled import load_labelled
+
+    if source != "scenes" and folder is None:
+        raise DataError("data.folder", f"is required with source: {source}")
+    try:
+        s = load_labelled(source, size, limit if names is None else None, seed, folder)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        raise DataError(str(folder) if folder is not None else "data", str(err).splitlines()[0]) from None
+    keep = list(range(len(s.names)))
+    if names is not None:
+        keep = [item[1] for item in _select([(n, i) for i, n in enumerate(s.names)], list(names), source)]
+        keep = keep[:limit] if limit else keep
+    return ImageSet(s.images[keep], [s.names[i] for i in keep], s.labels[keep], s.instances[keep])
 
 
 def _select(items: list, names: list[str], source: str) -> list:

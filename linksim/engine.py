@@ -265,6 +265,7 @@ class RunResources:
         self._metrics: list | None = None
         self._unavailable: dict[str, str] = {}
         self._images = None
+        self._side: dict = {}
 
     def metrics(self) -> tuple[list, dict[str, str]]:
         """``(metric objects, {name: reason} of the unavailable ones)``, built on the first call.
@@ -288,9 +289,15 @@ class RunResources:
     def images(self):
         """``(images [B, 3, H, W] float in [0, 1] on the device, names)``, loaded on the first call."""
         if self._images is None:
-            images, names = _load_images(self.scenario)
+            images, names, side = _load_images(self.scenario)
             self._images = (images.to(self.device), names)
+            self._side = {k: v.to(self.device) for k, v in side.items() if v is not None}
         return self._images
+
+    def side(self) -> dict:
+        """Per-image side data of labelled sources (``labels``, ``instances`` ``[B, H, W]``), else ``{}``."""
+        self.images()
+        return self._side
 
     def save_originals(self) -> None:
         """``recon/original/<image>.png`` (the references of the report's reconstruction grids)."""
@@ -404,7 +411,8 @@ def _load_images(scenario):
     except ImportError as err:
         raise LinksimError(f"image methods need linksim.data.load_images, which is not available ({err})") from None
     loaded = load_images(scenario.data)
-    return loaded.images, list(loaded.names)
+    side = loaded.side() if hasattr(loaded, "side") else {}
+    return loaded.images, list(loaded.names), side
 
 
 def _run_images(scenario, job, cls, config, op, progress, resources: RunResources) -> JobResult:
@@ -420,7 +428,11 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     images, names = resources.images()
     draws = int(getattr(job.point.channel, "draws", 1))
     count = len(names)
+    side = resources.side()
     method = cls(config, op)
+    if getattr(method, "uses_side", False) and not side:
+        raise LinksimError(f"method {config.name!r} ({config.kind}) needs labelled data "
+                           "(data.source: scenes | cityscapes | coco_stuff)")
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
     # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
@@ -436,7 +448,9 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
         idx = [m.payload for m in batch]
         first = batch[0]
         x = images[idx]
-        tx = method.encode(x, gen("encode", first.id))
+        # methods that send side data (GESCO's label maps) get theirs with the images
+        kw = {"side": {k: v[idx] for k, v in side.items()}} if getattr(method, "uses_side", False) else {}
+        tx = method.encode(x, gen("encode", first.id), **kw)
         rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
         t = time.perf_counter()
         dec = method.decode(rx, gen("decode", first.id))
@@ -460,7 +474,8 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
     refs = images.repeat(draws, 1, 1, 1) if draws > 1 else images
-    per_image, point_metrics, described, unavailable = _evaluate(resources, refs, x_hat)
+    side_refs = {k: v.repeat(draws, *([1] * (v.dim() - 1))) for k, v in side.items()} if draws > 1 else side
+    per_image, point_metrics, described, unavailable = _evaluate(resources, refs, x_hat, side_refs)
     rows = []
     for i, m in enumerate(msgs):
         row = _base_row(scenario, job, config)
@@ -491,11 +506,14 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
 
 
-def _evaluate(resources: RunResources, images, x_hat):
+def _evaluate(resources: RunResources, images, x_hat, side: dict | None = None):
     """All metrics of one (method, point): per-image values and the set metrics of the point.
 
     The metric objects are the run's (built once); set metrics are reset first, so FID/KID describe
     this (method, point) alone. Per-image metrics take the reference first: ``metric(x, x_hat)``.
+
+    Metrics with ``uses_side`` (``miou``) also get ``side=`` (the labels of labelled sources);
+    ``metric.columns(...)`` adds their per-image extra columns (per-class IoU).
 
     :input images: [B, 3, H, W] references; ``x_hat``: [B, 3, H, W] reconstructions in [0, 1]
     :output: ``({name: [B] list}, {set metric columns: value}, {name: describe()}, {name: reason})``
@@ -508,7 +526,12 @@ def _evaluate(resources: RunResources, images, x_hat):
     described = {m.name: m.describe() for m in metrics}
     chunks = [slice(i, i + METRIC_CHUNK) for i in range(0, images.shape[0], METRIC_CHUNK)]
     for metric in metrics:
-        if isinstance(metric, PerImageMetric):
+        if isinstance(metric, PerImageMetric) and getattr(metric, "uses_side", False):
+            sub = [metric(images[c], x_hat[c], side={k: v[c] for k, v in (side or {}).items()}) for c in chunks]
+            per_image[metric.name] = [v for vals, _ in sub for v in vals.cpu().tolist()]
+            for col in metric.extra_columns:
+                per_image[col] = [v for _, cols in sub for v in cols[col]]
+        elif isinstance(metric, PerImageMetric):
             per_image[metric.name] = [v for c in chunks for v in metric(images[c], x_hat[c]).cpu().tolist()]
         elif isinstance(metric, SetMetric):
             need = getattr(metric, "min_samples", 2)

@@ -11,12 +11,13 @@ from typing import Literal
 
 from linksim.codecs.diffjscc.method import DiffJSCCSettings
 from linksim.codecs.diffusion.method import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
+from linksim.codecs.gesco.method import GescoSettings
 from linksim.codecs.jscc.method import JSCCSettings
 from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
 from linksim.scenario import MethodConfig
 
 __all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",
-           "BlindDiffComConfig", "DiffJSCCConfig"]
+           "BlindDiffComConfig", "DiffJSCCConfig", "GescoConfig"]
 
 
 class SeparationConfig(MethodConfig, SeparationSettings):
@@ -59,3 +60,9 @@ class DiffJSCCConfig(MethodConfig, DiffJSCCSettings):
     """``kind: diffjscc`` — see :class:`linksim.codecs.diffjscc.method.DiffJSCCSettings`."""
 
     kind: Literal["diffjscc"] = "diffjscc"
+
+
+class GescoConfig(MethodConfig, GescoSettings):
+    """``kind: gesco`` — see :class:`linksim.codecs.gesco.method.GescoSettings`."""
+
+    kind: Literal["gesco"] = "gesco"

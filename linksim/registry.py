@@ -160,6 +160,8 @@ BUILTINS: dict[Registry, list[tuple[str, Any, Any, str]]] = {
          "Blind-DiffCom: joint image + multipath-tap posterior sampling, no channel estimation (ofdm)"),
         ("diffjscc", "linksim.codecs.diffjscc.method:DiffJSCCMethod", "linksim.method_configs:DiffJSCCConfig",
          "DiffJSCC: x16 ResNet JSCC decode refined by a conditional diffusion model (embedded DDPM | SD 2.1)"),
+        ("gesco", "linksim.codecs.gesco.method:GescoMethod", "linksim.method_configs:GescoConfig",
+         "GESCO: semantic maps (analog / digital / paper noise) -> SPADE diffusion receiver with CFG"),
     ],
     METRICS: [],
 }

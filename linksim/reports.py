@@ -63,6 +63,7 @@ METRIC_LABELS: dict[str, tuple[str, bool]] = {
     "lpips": ("LPIPS (AlexNet)", False),
     "lpips_vgg": ("LPIPS (VGG16)", False),
     "dists": ("DISTS", False),
+    "miou": ("mIoU (scene segmenter)", True),
     "outage": ("outage rate", False),
 }
 SET_METRIC_LABELS: dict[str, tuple[str, bool]] = {"fid": ("FID", False), "kid": ("KID", False)}
@@ -70,7 +71,7 @@ SET_METRIC_LABELS: dict[str, tuple[str, bool]] = {"fid": ("FID", False), "kid": 
 DISTORTION = ("psnr", "ms_ssim")
 PERCEPTION = ("fid", "kid", "lpips", "dists", "lpips_vgg")
 #: digits of each column in tables
-DIGITS = {"psnr": 2, "ms_ssim": 4, "lpips": 4, "lpips_vgg": 4, "dists": 4, "fid": 2, "kid": 4, "nfe": 0}
+DIGITS = {"psnr": 2, "ms_ssim": 4, "lpips": 4, "lpips_vgg": 4, "dists": 4, "fid": 2, "kid": 4, "nfe": 0, "miou": 3}
 PANEL_SIZE = (3.2, 2.6)  # inches per panel
 LEGEND_WIDTH = 1.9  # inches right of the panels
 DPI = 150

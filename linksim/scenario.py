@@ -82,12 +82,13 @@ class MethodConfig(_Strict):
 class DataConfig(_Strict):
     """``data:`` — which images (DESIGN.md §4)."""
 
-    source: Literal["embedded", "folder"] = "embedded"
+    source: Literal["embedded", "folder", "scenes", "cityscapes", "coco_stuff"] = "embedded"
     folder: Path | None = None
     size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
     limit: PositiveInt | None = 8
     names: list[str] | None = None  # pick images by name (embedded names or file stems), in order
     on_error: Literal["raise", "skip"] = "raise"
+    seed: int = 0  # source: scenes — which procedural scenes (scene i of seed S is fixed)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -96,9 +97,9 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _folder(self):
-        if self.source == "folder":
+        if self.source in ("folder", "cityscapes", "coco_stuff"):
             if self.folder is None:
-                raise _KeyProblem("data.folder", "source: folder needs a folder path")
+                raise _KeyProblem("data.folder", f"source: {self.source} needs a folder path")
             if not Path(self.folder).expanduser().is_dir():
                 raise _KeyProblem("data.folder", f"folder {str(self.folder)!r} does not exist")
         return self

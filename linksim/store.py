@@ -89,7 +89,13 @@ def columns_for(scenario) -> list[str]:
     cols = ["method", "kind", "channel", "point"]
     cols += list(scenario.sweep)
     if has_images:
-        cols += IMAGE_COLUMNS + metric_names(scenario) + TIMING_COLUMNS
+        names = metric_names(scenario)
+        cols += IMAGE_COLUMNS + names + TIMING_COLUMNS
+        from linksim.registry import METRICS
+
+        for name in names:  # per-image extra columns of a metric (miou: iou_<class>)
+            if name in METRICS:
+                cols += list(getattr(METRICS.get(name), "extra_columns", ()))
         for cls in kinds:
             cols += list(getattr(cls, "extra_columns", ()))
     if has_study:

@@ -159,6 +159,14 @@ KNOWN: dict[str, WeightSpec] = {
         WeightSpec(
             name="diffjscc_control", filename="diffjscc_control.safetensors", url=None, sha256=None, size=None,
             used_by="diffjscc sd21: the control network (linksim layout, diffjscc.sd.save_control; user-supplied)",
+        WeightSpec(
+            name="segmenter_scenes",
+            filename="segmenter_scenes.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="miou (the embedded segmenter of the procedural scenes, trained by `linksim train segmenter`)",
+            package=("linksim.codecs.gesco", "embedded/segmenter.safetensors"),
         ),
         # diffusion priors of the receivers (prior: ffhq_10m | imagenet256_uncond); the file names and
         # sources are linksim.codecs.diffusion.loaders.PRIOR_SOURCES (a test keeps the two in step)

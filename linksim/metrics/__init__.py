@@ -23,6 +23,7 @@ from linksim.errors import WeightsUnavailable
 from linksim.metrics.base import PER_IMAGE, PER_SET, Metric, PerImageMetric, SetMetric
 from linksim.metrics.distribution import FID, KID, InceptionFeatures, fid_factory, inception_features, kid_factory
 from linksim.metrics.perceptual import DISTS, LPIPS, dists_from_weights, lpips_from_weights
+from linksim.metrics.miou import MIoU, miou_factory
 from linksim.metrics.pixel import MSSSIM, PSNR, ms_ssim, ms_ssim_variant, psnr
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "FID",
     "KID",
     "LPIPS",
+    "MIoU",
     "MSSSIM",
     "PER_IMAGE",
     "PER_SET",
@@ -68,6 +70,7 @@ BUILTIN_METRICS: list[tuple[str, Callable[..., Metric], str]] = [
     ("dists", dists_from_weights, "DISTS, VGG16 backbone (needs vgg16-397923af.pth)"),
     ("fid", fid_factory, "FID, Inception 2015-12-05 pool features (per set; standard file or fid-helper port)"),
     ("kid", kid_factory, "KID, unbiased cubic-kernel MMD^2 on Inception features (per set)"),
+    ("miou", miou_factory, "mIoU of the embedded scene segmenter on the output vs the sent labels (labelled data)"),
 ]
 
 _FACTORIES = {name: factory for name, factory, _ in BUILTIN_METRICS}

@@ -55,6 +55,10 @@ class PerImageMetric(Metric):
     """
 
     kind = PER_IMAGE
+    #: the metric needs the labels of labelled sources: the engine calls ``metric(x, y, side=...)``,
+    #: which returns ``([B] values, {column: [B] list})`` for the columns of ``extra_columns``
+    uses_side: bool = False
+    extra_columns: tuple[str, ...] = ()
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
