@@ -99,8 +99,10 @@ def load_gesco(model: str = "embedded", device: str | torch.device = "cpu") -> S
         meta = path.with_suffix(".json")
         if not path.is_file() or not meta.is_file():
             raise FileNotFoundError(f"GESCO weights not found: {path} (+ {meta.name})")
-        net = SemanticUNet(SemanticUNetConfig(**json.loads(meta.read_text())["model"]))
+        info = json.loads(meta.read_text())
+        net = SemanticUNet(SemanticUNetConfig(**info["model"]))
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        net.scheduler_config = info.get("scheduler")  # the diffusers scheduler it was trained with
         _CACHE[key] = net.to(device).eval().requires_grad_(False)
     return _CACHE[key]
 
@@ -141,7 +143,8 @@ class GescoMethod(ImageMethod):
         super().__init__(config, point)
         self.net = load_gesco(config.model, point.device)
         self.num_classes = self.net.config.label_nc - 1
-        self.sampler = GescoSampler(self.net, guidance=config.guidance, num_steps=config.num_steps, eta=config.eta)
+        self.sampler = GescoSampler(self.net, guidance=config.guidance, num_steps=config.num_steps, eta=config.eta,
+                                    scheduler=getattr(self.net, "scheduler_config", None))
         self.budget = point.num_symbols if point.cbr is not None else None
         if config.transmit == "analog":
             from linksim.phy.chains import AnalogChain

@@ -201,6 +201,9 @@ class SemanticUNet(nn.Module):
 def guided_eps(model: nn.Module, x: torch.Tensor, t: torch.Tensor, seg: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance ``ε̂ = ε(∅) + s·(ε(y) − ε(∅))`` in one doubled batch.
 
+    The same combination of a v-prediction model's outputs is the guided ``v`` (``v`` is affine in
+    ``ε`` at fixed ``x_t``, so guiding ``v`` equals guiding ``ε``).
+
     :param model: ``model(x, t, seg) -> eps``; the unconditional branch is the all-zero map
     :param x: ``[B, 3, H, W]``; :param t: ``[B]``; :param seg: ``[B, L, H, W]``; :param scale: ``s``
     :return: ``[B, 3, H, W]`` (``s = 1``: the conditional ε; ``s = 0``: the unconditional ε)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..configs import StrictModel
 
-__all__ = ["SegmenterConfig", "Segmenter", "EMBEDDED_DIR", "EMBEDDED_SEGMENTER", "load_segmenter", "save_segmenter"]
+__all__ = ["per_image_iou", "SegmenterConfig", "Segmenter", "EMBEDDED_DIR", "EMBEDDED_SEGMENTER", "load_segmenter", "save_segmenter"]
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
 EMBEDDED_SEGMENTER = EMBEDDED_DIR / "segmenter.safetensors"
@@ -72,6 +72,19 @@ class Segmenter(nn.Module):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` -> ``[B, H, W]`` long class ids."""
         return self(images).argmax(dim=1)
+
+
+def per_image_iou(pred: torch.Tensor, ref: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[B, K]`` IoU per image and class (NaN where the class is in neither map).
+
+    :param pred: ``[B, H, W]`` predicted ids; :param ref: ``[B, H, W]`` reference ids (``>= K`` ignored)
+    """
+    valid = ref < num_classes
+    p = F.one_hot(pred.clamp(max=num_classes - 1), num_classes).bool() & valid[..., None]
+    r = F.one_hot(torch.where(valid, ref, 0), num_classes).bool() & valid[..., None]
+    inter = (p & r).flatten(1, 2).sum(1).double()
+    union = (p | r).flatten(1, 2).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 
 def save_segmenter(net: Segmenter, path: str | Path, extra: dict | None = None, dtype=torch.float16) -> Path:

@@ -18,28 +18,16 @@ from __future__ import annotations
 import os
 
 import torch
-from torch import Tensor
+from torch import Tensor  # noqa: F401
 
 from linksim.codecs.gesco.scenes import CLASSES
+from linksim.codecs.gesco.segmenter import per_image_iou
 from linksim.metrics.base import PerImageMetric, _check_pair
 
 __all__ = ["MIoU", "miou_factory", "per_image_iou", "MIOU_COLUMNS"]
 
 #: per-class columns of results.csv (the embedded segmenter's classes)
 MIOU_COLUMNS = tuple(f"iou_{c}" for c in CLASSES)
-
-
-def per_image_iou(pred: Tensor, ref: Tensor, num_classes: int) -> Tensor:
-    """``[B, K]`` IoU per image and class (NaN where the class is in neither map).
-
-    :param pred: ``[B, H, W]`` predicted ids; :param ref: ``[B, H, W]`` reference ids (``>= K`` ignored)
-    """
-    valid = ref < num_classes
-    p = torch.nn.functional.one_hot(pred.clamp(max=num_classes - 1), num_classes).bool() & valid[..., None]
-    r = torch.nn.functional.one_hot(torch.where(valid, ref, 0), num_classes).bool() & valid[..., None]
-    inter = (p & r).flatten(1, 2).sum(1).double()
-    union = (p | r).flatten(1, 2).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
 
 class MIoU(PerImageMetric):

@@ -39,10 +39,13 @@ def test_overridden_defaults_keep_bounds_and_strictness(cls):
 def test_repository_configs_load():
     files = sorted(CONFIGS.glob("*.yaml"))
     assert {f.stem.split("_")[0] for f in files} >= {"jscc", "prior"}
+    from linksim.codecs.gesco.training import TrainGescoConfig, TrainSegmenterConfig
+
+    models = {"prior": TrainPriorConfig, "gesco": TrainGescoConfig, "segmenter": TrainSegmenterConfig}
     for f in files:
         from linksim.codecs.diffjscc.training import TrainDiffJSCCConfig
 
-        model = (TrainPriorConfig if f.stem.startswith("prior") else
-                 TrainDiffJSCCConfig if f.stem == "diffjscc_embedded" else TrainJSCCConfig)  # stage 1: JSCC
+        model = (TrainDiffJSCCConfig if f.stem == "diffjscc_embedded" else
+                 models.get(f.stem.split("_")[0], TrainJSCCConfig))  # diffjscc stage 1: JSCC
         cfg = load_config(model, f)
         assert cfg.name == f.stem
