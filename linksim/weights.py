@@ -159,6 +159,7 @@ KNOWN: dict[str, WeightSpec] = {
         WeightSpec(
             name="diffjscc_control", filename="diffjscc_control.safetensors", url=None, sha256=None, size=None,
             used_by="diffjscc sd21: the control network (linksim layout, diffjscc.sd.save_control; user-supplied)",
+        ),
         WeightSpec(
             name="segmenter_scenes",
             filename="segmenter_scenes.safetensors",
