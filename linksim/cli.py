@@ -347,6 +347,19 @@ def train_segmenter(
     _run_training(_train, config, output, resume, stop_at)
 
 
+@train_app.command("lrisc")
+def train_lrisc(
+    config: Path = typer.Argument(..., help="training config YAML (e.g. configs/lrisc_embedded_transform.yaml)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="run folder (default: the config's output)"),
+    resume: bool = typer.Option(True, "--resume/--fresh", help="continue from the run folder's checkpoint"),
+    stop_at: Optional[int] = typer.Option(None, help="checkpoint and stop at this step (train in chunks)"),
+) -> None:
+    """Train one LRISC stage (transform + hyperprior | JSCC over the SNR range | diffusion decoder)."""
+    from linksim.codecs.lrisc.training import train_lrisc as _train
+
+    _run_training(_train, config, output, resume, stop_at)
+
+
 @app.command()
 def weights() -> None:
     """Known weight files: where they are, or where to put them."""

@@ -84,7 +84,8 @@ RESULTS_COLUMNS = {
     "outage": "true: no image was delivered (source outage: nothing fits the budget; or a CRC failure "
               "with `crc_failure: fallback`) and the row holds the mid-grey fallback",
     "payload_bits": "source payload bits sent (separation), empty for analog methods",
-    "channel_uses": "complex data symbols per image (the CBR numerator)",
+    "channel_uses": "complex data symbols per image (the CBR numerator); lrisc: its per-image total "
+                    "data_symbols + side_symbols (varies with `length: adaptive`)",
     "overhead": "pilot and cyclic-prefix symbols as a fraction of the data symbols (0 on flat channels)",
     "seconds": "decode time per image [s] (wall clock; a batch's time shared by its images)",
     "seed": "the seed of the point's draws (equal for points that differ only in estimator/equaliser)",
@@ -105,7 +106,10 @@ RESULTS_COLUMNS = {
     "pilot_aided": "the blind receiver also used the pilots (blind_diffcom)",
     "transmit": "`analog` | `digital` | `paper` transmission mode (gesco)",
     "map_symbols": "channel symbols the semantic maps and side information occupy (gesco)",
-    "side_bits": "bits of side information: the present-class list (gesco)",
+    "side_bits": "bits of side information: the present-class list (gesco); the group lengths (lrisc)",
+    "data_symbols": "complex JSCC symbols the image's groups were given, sum of the lengths k_g (lrisc)",
+    "side_symbols": "channel uses of the digitally sent side information (lrisc)",
+    "decoder": "`diffusion` | `synthesis`: the decoder that made the image (lrisc)",
     "pool": "average-pooling factor of the maps that fits the budget (gesco analog)",
     "downsample": "point-sampling factor of the label map that fits the budget (gesco digital)",
     "side_ok": "the side information was received correctly (gesco)",

@@ -13,11 +13,12 @@ from linksim.codecs.diffjscc.method import DiffJSCCSettings
 from linksim.codecs.diffusion.method import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
 from linksim.codecs.gesco.method import GescoSettings
 from linksim.codecs.jscc.method import JSCCSettings
+from linksim.codecs.lrisc.method import LRISCSettings
 from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
 from linksim.scenario import MethodConfig
 
 __all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",
-           "BlindDiffComConfig", "DiffJSCCConfig", "GescoConfig"]
+           "BlindDiffComConfig", "DiffJSCCConfig", "GescoConfig", "LRISCConfig"]
 
 
 class SeparationConfig(MethodConfig, SeparationSettings):
@@ -66,3 +67,9 @@ class GescoConfig(MethodConfig, GescoSettings):
     """``kind: gesco`` — see :class:`linksim.codecs.gesco.method.GescoSettings`."""
 
     kind: Literal["gesco"] = "gesco"
+
+
+class LRISCConfig(MethodConfig, LRISCSettings):
+    """``kind: lrisc`` — see :class:`linksim.codecs.lrisc.method.LRISCSettings`."""
+
+    kind: Literal["lrisc"] = "lrisc"

@@ -162,6 +162,8 @@ BUILTINS: dict[Registry, list[tuple[str, Any, Any, str]]] = {
          "DiffJSCC: x16 ResNet JSCC decode refined by a conditional diffusion model (embedded DDPM | SD 2.1)"),
         ("gesco", "linksim.codecs.gesco.method:GescoMethod", "linksim.method_configs:GescoConfig",
          "GESCO: semantic maps (analog / digital / paper noise) -> SPADE diffusion receiver with CFG"),
+        ("lrisc", "linksim.codecs.lrisc.method:LRISCMethod", "linksim.method_configs:LRISCConfig",
+         "LRISC: hyperprior latent, adaptive-length SNR-adaptive JSCC, latent-conditioned diffusion decoder"),
     ],
     METRICS: [],
 }

@@ -215,6 +215,24 @@ KNOWN: dict[str, WeightSpec] = {
             used_by="prior: embedded (diffusers UNet2DModel, trained by us)",
             package=("linksim.codecs.diffusion", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
         ),
+        WeightSpec(
+            name="lrisc_embedded",
+            filename="lrisc.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="lrisc model: embedded (transform + hyperprior + adaptive-length JSCC, trained by us)",
+            package=("linksim.codecs.lrisc", "embedded/lrisc.safetensors"),
+        ),
+        WeightSpec(
+            name="lrisc_ddpm_embedded",
+            filename="lrisc_ddpm/diffusion_pytorch_model.safetensors",
+            url=None,
+            sha256=None,
+            size=None,
+            used_by="lrisc diffusion: embedded (latent-conditioned diffusers UNet2DModel, trained by us)",
+            package=("linksim.codecs.lrisc", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
+        ),
     )
 }
 

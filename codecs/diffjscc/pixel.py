@@ -27,10 +27,12 @@ EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 EMBEDDED_DDPM_DIR = EMBEDDED_DIR / "ddpm"
 
 
-def build_conditional_unet(cfg, sample_size: int):
-    """``UNet2DModel`` 6 -> 3 channels with a timestep-style class (SNR) embedding.
+def build_conditional_unet(cfg, sample_size: int, cond_channels: int = 3):
+    """``UNet2DModel`` ``3 + cond_channels`` -> 3 channels with a timestep-style class (SNR) embedding.
 
     :param cfg: :class:`linksim.codecs.diffusion.training.UNetConfig` (widths, levels, attention)
+    :param cond_channels: channels of the condition concatenated to ``x_t`` (3: DiffJSCC's stage-1
+        image; LRISC: its decoded latent, upsampled)
     """
     from diffusers import UNet2DModel
 
@@ -39,7 +41,7 @@ def build_conditional_unet(cfg, sample_size: int):
     if sample_size % 2 ** (n - 1):
         raise ValueError(f"crop {sample_size} must be divisible by 2^{n - 1} for {n} UNet levels")
     return UNet2DModel(
-        sample_size=sample_size, in_channels=6, out_channels=3, block_out_channels=tuple(cfg.block_out_channels),
+        sample_size=sample_size, in_channels=3 + cond_channels, out_channels=3, block_out_channels=tuple(cfg.block_out_channels),
         layers_per_block=cfg.layers_per_block,
         down_block_types=tuple("AttnDownBlock2D" if i in attn else "DownBlock2D" for i in range(n)),
         up_block_types=tuple("AttnUpBlock2D" if i in attn else "UpBlock2D" for i in reversed(range(n))),
@@ -49,12 +51,13 @@ def build_conditional_unet(cfg, sample_size: int):
 
 
 def ddim_scheduler(sched: dict):
-    """A diffusers ``DDIMScheduler`` on the training schedule ``sched`` (training's scheduler_config)."""
+    """A diffusers ``DDIMScheduler`` on the training schedule ``sched`` (training's scheduler_config;
+    its ``prediction_type``, default ``epsilon``)."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(num_train_timesteps=sched["num_train_timesteps"], beta_start=sched["beta_start"],
                          beta_end=sched["beta_end"], beta_schedule=sched.get("beta_schedule", "linear"),
-                         prediction_type="epsilon", clip_sample=True, set_alpha_to_one=False,
+                         prediction_type=sched.get("prediction_type", "epsilon"), clip_sample=True, set_alpha_to_one=False,
                          timestep_spacing="trailing")
 
 
@@ -71,7 +74,8 @@ class PixelRefiner(nn.Module):
         self.sched = dict(sched)
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, csnr_db: torch.Tensor) -> torch.Tensor:
-        """ε̂(x_t, t | x_s1, snr): ``x_t``, ``cond`` ``[B, 3, H, W]`` in [-1, 1]; ``t``, ``csnr_db`` ``[B]``."""
+        """The UNet's output (ε̂, or x̂0 / v per the schedule's ``prediction_type``) at ``(x_t, t | cond, snr)``:
+        ``x_t`` ``[B, 3, H, W]`` in [-1, 1], ``cond`` ``[B, C, H, W]``; ``t``, ``csnr_db`` ``[B]``."""
         labels = csnr_db.to(x_t.dtype).reshape(-1) * SNR_SCALE
         return self.unet(torch.cat((x_t, cond), dim=1), t, class_labels=labels).sample
 
@@ -87,16 +91,25 @@ class PixelRefiner(nn.Module):
         :param generator: draws the initial noise (and the DDIM noise for ``eta > 0``); on the device
         :return: ``[B, 3, H, W]`` in [0, 1]
         """
-        dev, dtype = x_s1.device, next(self.unet.parameters()).dtype
-        b = x_s1.shape[0]
+        return self.sample(x_s1 * 2 - 1, csnr_db, num_steps, eta, generator)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, csnr_db, num_steps: int = 50, eta: float = 0.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDIM from pure noise given any condition ``cond`` ``[B, C, H, W]`` (as the UNet was trained).
+
+        :return: ``[B, 3, H, W]`` in [0, 1]
+        """
+        dev, dtype = cond.device, next(self.unet.parameters()).dtype
+        b = cond.shape[0]
         snr = torch.as_tensor(csnr_db, dtype=torch.float32, device=dev).reshape(-1).expand(b)
-        cond = (x_s1 * 2 - 1).to(dtype)
+        cond = cond.to(dtype)
         sch = ddim_scheduler(self.sched)
         sch.set_timesteps(num_steps, device=dev)
-        x = torch.randn(x_s1.shape, generator=generator, device=dev, dtype=dtype)
+        x = torch.randn((b, 3, *cond.shape[-2:]), generator=generator, device=dev, dtype=dtype)
         for t in sch.timesteps:
-            eps = self.eps(x, t.expand(b), cond, snr)
-            x = sch.step(eps, t, x, eta=eta, generator=generator).prev_sample
+            out = self.eps(x, t.expand(b), cond, snr)
+            x = sch.step(out, t, x, eta=eta, generator=generator).prev_sample
         return ((x.float() + 1) / 2).clamp(0, 1)
 
 

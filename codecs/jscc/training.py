@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -28,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..configs import StrictModel, TrainRunConfig, load_config
+from ..training_loop import resolve_device, save_checkpoint
 # the corpus names are re-exported here (part of this module's API since the first trainings)
 from ..images import (EMBEDDED_HOLDOUT, EMBEDDED_PHOTOS, embedded_photos, folder_photos, psnr, rescale,
                       resize_center_crop)
@@ -294,18 +294,9 @@ def init_weights(model: ADJSCC, images: torch.Tensor | None = None, csnr_db: flo
     fit(dec.out_conv, lambda t: dec.out_conv(F.pad(t, (3, 3, 3, 3), mode="reflect")), z)
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda requested but CUDA is not available")
-    return torch.device(name)
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a kill mid-write never leaves a broken checkpoint
+# one implementation for every training (the shared loop's); the old names stay importable
+_resolve_device = resolve_device
+_save_checkpoint = save_checkpoint
 
 
 def _plot_loss(losses: list[float], path: Path, title: str) -> None:

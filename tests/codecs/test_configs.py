@@ -41,7 +41,10 @@ def test_repository_configs_load():
     assert {f.stem.split("_")[0] for f in files} >= {"jscc", "prior"}
     from linksim.codecs.gesco.training import TrainGescoConfig, TrainSegmenterConfig
 
-    models = {"prior": TrainPriorConfig, "gesco": TrainGescoConfig, "segmenter": TrainSegmenterConfig}
+    from linksim.codecs.lrisc.training import TrainLRISCConfig
+
+    models = {"prior": TrainPriorConfig, "gesco": TrainGescoConfig, "segmenter": TrainSegmenterConfig,
+              "lrisc": TrainLRISCConfig}
     for f in files:
         from linksim.codecs.diffjscc.training import TrainDiffJSCCConfig
 
