@@ -35,8 +35,10 @@ TOP_LEVEL = {
     "metrics": "metric names (below); empty: psnr, ms_ssim",
     "save_images": "write every reconstruction (first channel draw) to `recon/<method>/<point>/<image>.png`",
     "output": "output folder (default `results/<name>`)",
-    "executor": "`inprocess` | `process` (a process pool) | `ray`",
-    "workers": "processes of the process executor",
+    "executor": "`inprocess` | `process` (a process pool) | `ray` (a local Ray instance bound to 127.0.0.1; "
+                "`pip install 'linksim[ray]'`); at most `workers` jobs run at once, and after a failed job no "
+                "new one starts",
+    "workers": "processes of the process executor (Ray: its `num_cpus`)",
     "threads": "torch threads per job (and per worker); with `executor: process` set workers x threads = cores",
     "traffic": "arrival process of the discrete-event core (section below)",
     "numerology": "airtime model of the discrete-event core (section below)",

@@ -5,9 +5,11 @@ Every error a user can cause (a bad scenario, a missing file, absent weights) is
 what is allowed. The CLI prints that line and exits with status 2, without a traceback.
 Programming errors are ordinary exceptions and keep their tracebacks.
 
-Every error here pickles to an equal error (:meth:`__reduce__` returns the constructor arguments),
-so a failure inside a worker of the process or Ray executor reaches the CLI as the same one-line
-message as in-process, not as ``BrokenProcessPool`` / ``TypeError: __init__() missing ...``.
+Every error here keeps its constructor arguments as ``args`` (and builds its line in
+``__str__``), so ``type(err)(*err.args)`` is an equal error: it pickles to itself (a failure inside
+a worker of the process or Ray executor reaches the CLI as the same one-line message as in-process,
+not as ``BrokenProcessPool`` / ``TypeError: __init__() missing ...``), and simpy, which re-raises a
+failed process's exception as ``type(exc)(*exc.args)``, re-raises it unchanged.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ class ScenarioError(LinksimError):
         self.file = str(file) if file is not None else "<scenario>"
         self.key_path = key_path
         self.msg = msg
-        super().__init__(f"{self.file}: {key_path}: {msg}")
+        super().__init__(self.file, key_path, msg)
 
-    def __reduce__(self):
-        return (type(self), (self.file, self.key_path, self.msg))
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key_path}: {self.msg}"
 
 
 class DataError(LinksimError):
@@ -43,10 +45,10 @@ class DataError(LinksimError):
     def __init__(self, path: str | Path, msg: str):
         self.path = str(path)
         self.msg = msg
-        super().__init__(f"{self.path}: {msg}")
+        super().__init__(self.path, msg)
 
-    def __reduce__(self):
-        return (type(self), (self.path, self.msg))
+    def __str__(self) -> str:
+        return f"{self.path}: {self.msg}"
 
 
 class WeightsUnavailable(LinksimError):
@@ -61,10 +63,8 @@ class WeightsUnavailable(LinksimError):
         self.name = name
         self.path = str(path)
         self.hint = hint
-        text = f"weights '{name}' not available: expected at {self.path}"
-        if hint:
-            text += f"; {hint}"
-        super().__init__(text)
+        super().__init__(name, self.path, hint)
 
-    def __reduce__(self):
-        return (type(self), (self.name, self.path, self.hint))
+    def __str__(self) -> str:
+        text = f"weights '{self.name}' not available: expected at {self.path}"
+        return f"{text}; {self.hint}" if self.hint else text

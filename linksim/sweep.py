@@ -22,8 +22,11 @@ caller, which stores them durably before anything else is recorded:
 
 * ``inprocess`` (default): one after the other, in this process;
 * ``process``: a :class:`concurrent.futures.ProcessPoolExecutor` with ``workers`` processes;
-* ``ray``: Ray tasks (``pip install ray``; ``ray.init()`` connects to a running cluster if
-  ``RAY_ADDRESS`` is set, else starts a local one).
+* ``ray``: Ray tasks on a local Ray instance bound to 127.0.0.1 (:func:`ray_init`;
+  ``pip install 'linksim[ray]'``).
+
+Both pools keep at most ``workers`` jobs submitted (:func:`_run_bounded`): when a job fails, no
+further job starts, the running ones finish and are stored, and the error is re-raised.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 
 import hashlib
+import ipaddress
 import itertools
 import re
 from dataclasses import dataclass
@@ -41,7 +45,7 @@ from urllib.parse import quote, unquote
 from linksim.errors import LinksimError
 
 __all__ = ["SweepPoint", "Job", "expand", "point_seed", "draw_seed", "sub_seed", "check_points", "run_jobs",
-           "format_value", "DRAW_NEUTRAL_KEYS", "safe_name", "point_dirname", "parse_point_dirname", "parse_key"]
+           "format_value", "ray_init", "DRAW_NEUTRAL_KEYS", "safe_name", "point_dirname", "parse_point_dirname", "parse_key"]
 
 #: channel keys that change how the receiver processes what it got, never what is drawn (the channel
 #: realisation, the pilots, the interleaver, the noise): points that differ only in them share seeds
@@ -366,37 +370,95 @@ def run_jobs(
         import multiprocessing as mp
 
         # spawn: a forked child would inherit torch's thread pools and locks in an unknown state.
-        error = None
         with cf.ProcessPoolExecutor(scenario.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_job_remote, data, job, *args): job for job in todo}
-            for fut in cf.as_completed(futures):
-                if fut.cancelled():
-                    continue
-                try:
-                    result = fut.result()
-                except Exception as exc:  # noqa: BLE001 - re-raised below, after the finished jobs are stored
-                    if error is None:
-                        error = exc
-                        # jobs not started yet are dropped; running ones finish and are stored
-                        for other in futures:
-                            other.cancel()
-                    continue
-                on_done(futures[fut], result)
-        if error is not None:
-            raise error
+            _run_bounded(todo, scenario.workers, lambda job: pool.submit(_run_job_remote, data, job, *args),
+                         lambda running: cf.wait(running, return_when=cf.FIRST_COMPLETED)[0],
+                         lambda fut: fut.result(), on_done)
         return
+    ray = ray_init(scenario.workers)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_run_job_remote)
+    _run_bounded(todo, scenario.workers, lambda job: remote.remote(data, job, *args),
+                 lambda running: ray.wait(running, num_returns=1)[0], _ray_result, on_done)
+
+
+def _run_bounded(todo: list[Job], width: int, submit: Callable[[Job], Any], wait: Callable[[list], Iterable],
+                 result: Callable[[Any], Any], on_done: Callable[[Job, Any], None]) -> None:
+    """Keep at most ``width`` jobs submitted; store each finished one; stop submitting at a failure.
+
+    Submitting only as many jobs as there are workers makes "pending jobs are cancelled" exact for
+    every executor: after the first failure no further job is started, the jobs already running
+    finish and are stored through ``on_done``, and then the first error is re-raised (a rerun
+    computes only what is missing).
+
+    :param submit: ``submit(job) -> handle`` (a future, a Ray object ref)
+    :param wait: ``wait(handles) -> finished handles`` (at least one; blocks)
+    :param result: ``result(handle) -> job result``; raises the job's exception
+    """
+    queue = list(reversed(todo))
+    running: dict[Any, Job] = {}
+    error: BaseException | None = None
+    while running or (queue and error is None):
+        while queue and error is None and len(running) < width:
+            job = queue.pop()
+            running[submit(job)] = job
+        for handle in wait(list(running)):
+            job = running.pop(handle)
+            try:
+                value = result(handle)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the running jobs are stored
+                error = error or exc
+                continue
+            on_done(job, value)
+    if error is not None:
+        raise error
+
+
+def ray_init(workers: int):
+    """The local Ray instance of ``executor: ray``, started on first use with ``num_cpus=workers``,
+    bound to loopback only (127.0.0.1, no dashboard), and reused by later runs in this process.
+
+    Ray replaces a requested 127.0.0.1 by the machine's outward address on Linux (its
+    ``ray_constants.ENABLE_RAY_CLUSTER``, read when the node address is resolved); that switch is
+    turned off while Ray starts, and the address Ray ends up on is checked. ``RAY_ADDRESS`` is
+    ignored: linksim never joins another cluster.
+
+    :output: the ``ray`` module
+    :raises LinksimError: ``ray`` is not installed, or a Ray instance that is not on loopback is
+        already initialised in this process
+    """
+    import logging
+
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError:
-        raise LinksimError("executor: ray needs the 'ray' package: pip install 'ray[default]'") from None
+        raise LinksimError("executor: ray needs the 'ray' package: pip install 'linksim[ray]'") from None
     if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True)
-    remote = ray.remote(_run_job_remote)
-    pending = {remote.remote(data, job, *args): job for job in todo}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            on_done(pending.pop(ref), ray.get(ref))
+        cluster = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        try:
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     logging_level=logging.WARNING, object_store_memory=256 * 2**20)
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
+    ip = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(ip).is_loopback:
+        raise LinksimError(f"executor: ray: the Ray instance of this process is at {ip}, not on loopback; "
+                           "call ray.shutdown() first (linksim starts its own on 127.0.0.1)")
+    return ray
+
+
+def _ray_result(ref) -> Any:
+    """``ray.get(ref)``, with a task's exception re-raised as itself: the same one-line linksim
+    error as in-process, not Ray's ``RayTaskError`` carrying the worker's traceback."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, BaseException):
+            raise err.cause from None
+        raise
 
 
 def iter_keys(rows: Iterable[dict]) -> Iterator[tuple[str, str]]:

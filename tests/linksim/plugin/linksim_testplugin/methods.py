@@ -9,11 +9,17 @@ Behaviour is steered through environment variables (a subprocess or a worker see
 
 * ``LINKSIM_TESTPLUGIN_LOG``: a file; each job appends ``<method>:<ebno_db or csnr_db>`` (what ran);
 * ``LINKSIM_TESTPLUGIN_FAIL``: a value of the point's Eb/N0 at which ``plugin_study`` raises;
-* ``LINKSIM_TESTPLUGIN_SLEEP``: seconds each job sleeps (leaves time for a kill from outside).
+* ``LINKSIM_TESTPLUGIN_SLEEP``: seconds each job that does not fail sleeps (leaves time for a kill
+  from outside; the failing job raises at once);
+* ``LINKSIM_TESTPLUGIN_ERROR``: ``data`` makes the failure a :class:`linksim.errors.DataError`
+  (a linksim error, printed as one line) instead of a ``RuntimeError``;
+* ``LINKSIM_TESTPLUGIN_CONTROL``: a JSON file whose keys ``log``, ``fail``, ``sleep``, ``error``
+  override the four above, read at every job (Ray's workers see only the environment of the moment Ray started).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Literal
@@ -26,12 +32,29 @@ from linksim.scenario import MethodConfig
 from linksim.studies import Study
 
 
-def _ran(name: str, value) -> None:
-    log = os.environ.get("LINKSIM_TESTPLUGIN_LOG")
+def _setting(key: str):
+    control = os.environ.get("LINKSIM_TESTPLUGIN_CONTROL")
+    if control and os.path.exists(control):
+        with open(control, encoding="utf-8") as f:
+            values = json.load(f)
+        if key in values:
+            return values[key]
+    return os.environ.get(f"LINKSIM_TESTPLUGIN_{key.upper()}")
+
+
+def _ran(name: str, value, fail: bool = False) -> None:
+    """Log that the job ran; raise when it is the failing one, else sleep."""
+    log = _setting("log")
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{name}:{value}\n")
-    time.sleep(float(os.environ.get("LINKSIM_TESTPLUGIN_SLEEP", "0")))
+    if fail:
+        if _setting("error") == "data":
+            from linksim.errors import DataError
+
+            raise DataError(f"image-{value}.png", "injected: cannot decode the image")
+        raise RuntimeError(f"injected failure at ebno_db={_setting('fail')}")
+    time.sleep(float(_setting("sleep") or 0))
 
 
 class PluginStudyConfig(MethodConfig):
@@ -43,10 +66,8 @@ class PluginStudy(Study):
     """A number drawn from the point's generator (seeds show in the results), times ``scale``."""
 
     def run(self, generator, progress=None):
-        _ran(self.config.name, self.point.ebno_db)
-        fail = os.environ.get("LINKSIM_TESTPLUGIN_FAIL")
-        if fail is not None and self.point.ebno_db == float(fail):
-            raise RuntimeError(f"injected failure at ebno_db={fail}")
+        fail = _setting("fail")
+        _ran(self.config.name, self.point.ebno_db, fail is not None and self.point.ebno_db == float(fail))
         draw = torch.rand(4, generator=generator)
         return {"ebno_db": self.point.ebno_db, "ber": float(draw[0]) * self.config.scale,
                 "bler": float(draw[1]), "bits": 100, "bit_errors": int(draw[2] * 100), "blocks": 10,
