@@ -41,21 +41,28 @@ def check_failed_job(tmp_path, control, executor: str) -> None:
     ``TypeError`` / ``RayTaskError`` with the worker's traceback), so the CLI prints its one line.
 
     The executors keep at most ``workers`` (2) jobs submitted and submit none after a failure, so
-    at most the one job running beside the failing one (and, on a very slow machine, a job started
-    before the failure was seen) runs; without cancellation all 8 would run.
+    after the failing job ended at most ``workers − 1`` jobs start (those already submitted beside
+    it); without cancellation every job still queued would start. Which job a worker takes first
+    depends on timing (a Ray worker still importing torch takes the failing job late), so that
+    count, not the number of jobs that ran, is what is asserted.
 
     :param control: the plug-in's control file (``LINKSIM_TESTPLUGIN_CONTROL``)
     """
     install()
     log = tmp_path / "calls.log"
     raw = dict(RAW, executor=executor)
-    control.write_text(json.dumps({"log": str(log), "sleep": "3", "fail": "0.0", "error": "data"}))
+    times = tmp_path / "times.log"
+    control.write_text(json.dumps({"log": str(log), "times": str(times), "sleep": "3", "fail": "0.0",
+                                   "error": "data"}))
     with pytest.raises(DataError) as info:
         run_scenario(scenario_from_dict(raw), output=tmp_path / "run")
     assert type(info.value) is DataError and str(info.value) == "image-0.0.png: injected: cannot decode the image"
     ran = log.read_text().splitlines()
     assert "a:0.0" in ran
-    assert len(ran) <= 4, f"pending jobs were not cancelled: {len(ran)} of 8 ran"
+    stamps = [line.split() for line in times.read_text().splitlines()]
+    failed_at = next(float(t) for what, v, t in stamps if what == "end" and v == "0.0")
+    late = [v for what, v, t in stamps if what == "start" and float(t) > failed_at]
+    assert len(late) <= RAW["workers"] - 1, f"pending jobs were not cancelled: {late} started after the failure"
     finished = {r["point"] for r in read_points(tmp_path / "run" / "points.jsonl")}
     rows = pd.read_csv(tmp_path / "run" / "results.csv")
     assert set(rows["point"]) == finished and "ebno_db=0" not in finished  # finished jobs stored

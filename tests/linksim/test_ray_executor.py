@@ -33,9 +33,18 @@ def ray_control(tmp_path_factory):
     mp.setenv("OMP_NUM_THREADS", "1")
     mp.setenv("OMP_WAIT_POLICY", "PASSIVE")
     ray = ray_init(2)
+    ray.get([ray.remote(_warm).remote() for _ in range(2)])  # both workers up, linksim imported
     yield ray, control
     ray.shutdown()
     mp.undo()
+
+
+def _warm() -> None:
+    import time
+
+    import linksim.engine  # noqa: F401 - what every job imports first
+
+    time.sleep(1)  # holds this worker, so the other task goes to the other one
 
 
 def _descendants(root: int) -> set[int]:

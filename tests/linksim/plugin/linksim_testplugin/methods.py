@@ -13,8 +13,10 @@ Behaviour is steered through environment variables (a subprocess or a worker see
   from outside; the failing job raises at once);
 * ``LINKSIM_TESTPLUGIN_ERROR``: ``data`` makes the failure a :class:`linksim.errors.DataError`
   (a linksim error, printed as one line) instead of a ``RuntimeError``;
-* ``LINKSIM_TESTPLUGIN_CONTROL``: a JSON file whose keys ``log``, ``fail``, ``sleep``, ``error``
-  override the four above, read at every job (Ray's workers see only the environment of the moment Ray started).
+* ``LINKSIM_TESTPLUGIN_TIMES``: a file; each job appends ``start <value> <time.time()>`` when it
+  starts and ``end <value> <time>`` when it returns or raises;
+* ``LINKSIM_TESTPLUGIN_CONTROL``: a JSON file whose keys ``log``, ``fail``, ``sleep``, ``error``,
+  ``times`` override the five above, read at every job (Ray's workers see only the environment of the moment Ray started).
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def _ran(name: str, value, fail: bool = False) -> None:
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{name}:{value}\n")
+    _stamp("start", value)
+    try:
+        _outcome(value, fail)
+    finally:
+        _stamp("end", value)
+
+
+def _stamp(what: str, value) -> None:
+    times = _setting("times")
+    if times:
+        with open(times, "a", encoding="utf-8") as f:
+            f.write(f"{what} {value} {time.time()!r}\n")
+
+
+def _outcome(value, fail: bool) -> None:
     if fail:
         if _setting("error") == "data":
             from linksim.errors import DataError
