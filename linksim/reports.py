@@ -189,21 +189,51 @@ def _aggregate(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*GROUP_KEYS, "mean", "half", "n"])
 
 
-class _Styles:
-    """Colour per method, line style and marker per channel variant; legend labels per series."""
+def method_labels(methods: list[dict], names) -> dict[str, str]:
+    """Legend label per method: its name, plus — for methods that share a kind — the config keys
+    whose values differ between them (``hifi (start_scale=0.5, step_scale=0.25)``), so variants
+    of one method (two start scales, two step scales) are told apart in every figure.
 
-    def __init__(self, methods, variants):
+    :param methods: the scenario's ``methods:`` entries (dicts, as in ``scenario.yaml``)
+    :param names: the method names present in the results
+    """
+    out = {n: str(n) for n in names}
+    by_kind: dict[str, list[dict]] = {}
+    for m in methods or []:
+        if isinstance(m, dict) and m.get("name") in out:
+            by_kind.setdefault(m.get("kind"), []).append(m)
+    for group in by_kind.values():
+        if len(group) < 2:
+            continue
+        keys = sorted({k for m in group for k in m} - {"name", "kind"})
+        differ = [k for k in keys if len({json.dumps(m.get(k), sort_keys=True, default=str) for m in group}) > 1]
+        for m in group:
+            shown = ", ".join(f"{k}={m.get(k)}" for k in differ[:3])
+            if shown:
+                out[m["name"]] = f"{m['name']} ({shown})"
+    return out
+
+
+class _Styles:
+    """Colour per method, line style and marker per channel variant; legend labels per series.
+
+    :param names: legend label per method (:func:`method_labels`; default: the method name)
+    """
+
+    def __init__(self, methods, variants, names: dict[str, str] | None = None):
         import matplotlib
 
         cmap = matplotlib.colormaps["tab10"]
         self.methods = sorted(methods)
         self.variants = sorted(variants)
+        self.names = names or {}
         self.colour = {m: cmap(i % 10) for i, m in enumerate(self.methods)}
         self.style = {v: LINESTYLES[i % len(LINESTYLES)] for i, v in enumerate(self.variants)}
         self.marker = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(self.variants)}
 
     def label(self, method, variant) -> str:
-        return method if len(self.variants) <= 1 else f"{method}, {variant}"
+        name = self.names.get(method, method)
+        return name if len(self.variants) <= 1 else f"{name}, {variant}"
 
 
 def _save(fig, path: Path, formats=("png", "pdf")) -> list[Path]:
@@ -558,6 +588,33 @@ def _table_columns(tab: pd.DataFrame, metrics: list[str]) -> list[tuple[str, str
     return cols
 
 
+def _axis_differences(df: pd.DataFrame, metrics: list[str], scenario: dict) -> dict:
+    """Paired differences of a swept draw-neutral channel axis against its first value (``ls −
+    perfect`` for each method, per image and draw), for each such axis with more than one value.
+
+    Only axes in :data:`linksim.sweep.DRAW_NEUTRAL_KEYS` (estimator, equaliser, clip ratio) pair:
+    their values share the channel realisation and the unit noise at a point; other axes (the
+    channel kind, the delay profile) draw different channels, so their differences are not paired.
+
+    :output: ``{(metric, axis, reference value): paired_differences frame}``
+    """
+    from linksim.sweep import DRAW_NEUTRAL_KEYS
+
+    axes = _channel_axes(df)
+    out = {}
+    for axis in [a for a in axes if a.split(".", 1)[1] in DRAW_NEUTRAL_KEYS]:
+        order = [str(v) for v in (scenario.get("sweep") or {}).get(axis, [])]
+        present = [str(v) for v in df[axis].dropna().unique()]
+        values = [v for v in order if v in present] + sorted(v for v in present if v not in order)
+        others = [a for a in axes if a != axis]
+        sub = df.assign(**{axis: df[axis].astype(str)})
+        for metric in metrics:
+            d = paired_differences(sub, metric, values[0], ["method", *others, "csnr_db", "cbr"], column=axis)
+            if len(d):
+                out[(metric, axis, values[0])] = d
+    return out
+
+
 def _tables_md(tab: pd.DataFrame, cols, many_variants: bool, diffs: dict) -> list[str]:
     lines = []
     for (csnr, cbr), grp in tab.groupby(["csnr_db", "cbr"], sort=True):
@@ -570,18 +627,29 @@ def _tables_md(tab: pd.DataFrame, cols, many_variants: bool, diffs: dict) -> lis
             lead = [r["method"], r["kind"]] + ([r["variant"]] if many_variants else [])
             lines.append("| " + " | ".join(lead + cells) + " |")
         lines.append("")
-        for (metric, ref), d in diffs.items():
+        for (metric, column, ref), d in diffs.items():
             sub = d[np.isclose(d["csnr_db"], csnr) & np.isclose(d["cbr"], cbr)]
             if sub.empty:
                 continue
             label = _labels(metric)[0]
-            lines += [f"Paired differences, {label}: method − {ref} per image and draw (same channel and noise), "
-                      "mean ± 95 % over the n pairs", "",
-                      "| method | " + ("channel | " if many_variants else "") + f"Δ {label} | n |",
-                      "|---|" + ("---|" if many_variants else "") + "---:|---:|"]
-            for _, r in sub.sort_values(["variant", "method"]).iterrows():
-                lines.append(f"| {r['method']} | " + (f"{r['variant']} | " if many_variants else "")
-                             + f"{_fmt(r['mean'], r['half'], metric)} | {r['n']:.0f} |")
+            if column == "method":
+                lines += [f"Paired differences, {label}: method − {ref} per image and draw (same channel and "
+                          "noise), mean ± 95 % over the n pairs", "",
+                          "| method | " + ("channel | " if many_variants else "") + f"Δ {label} | n |",
+                          "|---|" + ("---|" if many_variants else "") + "---:|---:|"]
+                for _, r in sub.sort_values(["variant", "method"]).iterrows():
+                    lines.append(f"| {r['method']} | " + (f"{r['variant']} | " if many_variants else "")
+                                 + f"{_fmt(r['mean'], r['half'], metric)} | {r['n']:.0f} |")
+            else:
+                axis = column.split(".", 1)[1]
+                others = [c for c in sub.columns if c not in (column, "method", "csnr_db", "cbr", "mean", "half", "n")]
+                lines += [f"Paired differences, {label}: {axis} − {ref} per image and draw (same method, channel "
+                          "and noise), mean ± 95 % over the n pairs", "",
+                          "| method | " + "".join(f"{o.split('.', 1)[1]} | " for o in others) + f"{axis} | "
+                          f"Δ {label} | n |", "|---|" + "---|" * len(others) + "---|---:|---:|"]
+                for _, r in sub.sort_values(["method", *others, column]).iterrows():
+                    lines.append(f"| {r['method']} | " + "".join(f"{r[o]} | " for o in others)
+                                 + f"{r[column]} | {_fmt(r['mean'], r['half'], metric)} | {r['n']:.0f} |")
             lines.append("")
     return lines
 
@@ -648,7 +716,7 @@ def make_report(
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     methods = sorted(df["method"].unique())
-    styles = _Styles(methods, df["variant"].unique())
+    styles = _Styles(methods, df["variant"].unique(), method_labels(scenario.get("methods"), methods))
     many_variants = df["variant"].nunique() > 1
     ideal = set(df.loc[df["kind"] == "ideal", "method"])
     wanted = _requested_metrics(df, summary, scenario, metrics)
@@ -718,11 +786,13 @@ def make_report(
     candidates = [m for m in order if m in methods and m not in ideal] or [m for m in methods if m not in ideal]
     ref = reference if reference in methods else (candidates[0] if candidates else None)
     diffs = {}
+    paired_metric = [m for m in wanted if m in df and m not in SET_METRIC_LABELS][:1]
     if ref is not None and len(methods) > 1:
-        for metric in [m for m in wanted if m in df and m not in SET_METRIC_LABELS][:1]:
+        for metric in paired_metric:
             d = paired_differences(df[~df["method"].isin(ideal - {ref})], metric, ref, ["variant", "csnr_db", "cbr"])
             if len(d):
-                diffs[(metric, ref)] = d
+                diffs[(metric, "method", ref)] = d
+    diffs.update(_axis_differences(df[~df["method"].isin(ideal)], paired_metric, scenario))
 
     n_img = df["image"].nunique() if "image" in df.columns else "?"
     n_draw = int(df["draw"].nunique()) if "draw" in df.columns and df["draw"].notna().any() else 1

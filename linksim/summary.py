@@ -94,27 +94,33 @@ def summarize(img: pd.DataFrame, keys: list[str], point_metrics: dict | None = N
     return pd.DataFrame(rows)
 
 
-def paired_differences(df: pd.DataFrame, metric: str, reference: str, by: list[str]) -> pd.DataFrame:
-    """``method − reference`` of ``metric`` per (image, draw), averaged per point with a t-interval.
+def paired_differences(df: pd.DataFrame, metric: str, reference, by: list[str], column: str = "method") -> pd.DataFrame:
+    """``value − reference`` of ``metric`` per (image, draw), averaged per point with a t-interval.
 
-    :param df: results rows (columns ``method``, ``image``, ``metric``, optional ``draw``, and ``by``)
-    :param reference: the method subtracted
+    By default the values compared are methods (``method − reference method`` at the same
+    variant and point); with ``column`` a draw-neutral swept axis (``channel.estimator``) they are
+    that axis' values (``ls − perfect`` for each method): common random numbers give both the same
+    channel realisation and unit noise per (image, draw), so the pairs share everything else.
+
+    :param df: results rows (columns ``column``, ``image``, ``metric``, optional ``draw``, and ``by``)
+    :param reference: the value of ``column`` subtracted
     :param by: columns of a point (e.g. ``["variant", "csnr_db", "cbr"]``); rows pair on
         ``by + [image, draw]``
-    :output: columns ``method, *by, mean, half, n`` (n = pairs); empty when nothing pairs
+    :param column: the column whose values are compared
+    :output: columns ``column, *by, mean, half, n`` (n = pairs); empty when nothing pairs
     """
-    cols = ["method", *by, "mean", "half", "n"]
-    if metric not in df or reference not in set(df["method"]):
+    cols = [column, *by, "mean", "half", "n"]
+    if metric not in df or column not in df or reference not in set(df[column]):
         return pd.DataFrame(columns=cols)
     pair = [*by, "image"] + (["draw"] if "draw" in df else [])
     d = df.assign(_v=pd.to_numeric(df[metric], errors="coerce"))
-    ref = d[d["method"] == reference][[*pair, "_v"]].rename(columns={"_v": "_ref"})
+    ref = d[d[column] == reference][[*pair, "_v"]].rename(columns={"_v": "_ref"})
     out = []
-    for method, g in d[d["method"] != reference].groupby("method", sort=True):
+    for value, g in d[d[column] != reference].groupby(column, sort=True):
         merged = g[[*pair, "_v"]].merge(ref, on=pair, how="inner")
         for key, mg in merged.groupby(by, sort=True):
             mean, half, n = t_interval((mg["_v"] - mg["_ref"]).to_numpy())
             if n:
-                out.append(dict(method=method, **dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                                mean=mean, half=half, n=n))
+                out.append({column: value, **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                            "mean": mean, "half": half, "n": n})
     return pd.DataFrame(out, columns=cols)
