@@ -286,6 +286,24 @@ def test_diffcom_deterministic_and_nfe():
 
 @pytest.mark.parametrize("kind", ["diffcom", "hifi"])
 def test_guidance_reduces_measurement_residual(kind):
+    """DPS guidance pulls the sample onto the measurement, and the guidance step ζ decides how far.
+
+    ‖n‖ is measured here, not assumed: ‖y − x‖ of the sent symbols (independent of the receiver),
+    and the receiver's residual of the true image must equal it (its operator is the chain's).
+
+    Why no 0.7 ‖n‖ floor (issue 12 item 8 asked for 0.7 ‖n‖ ≤ residual ≤ 1.3 ‖n‖): that band is a
+    property of *exact* posterior samples — (x_s, y) is distributed as (x*, y), so ‖y − A(x_s)‖ is
+    distributed as ‖y − A(x*)‖ = ‖n‖. DPS is not exact: each step moves x_t by ζ along the gradient
+    of the residual norm, with nothing that stops at the noise level, so the residual it ends at is
+    set by ζ (measured, DiffCom, 50 steps: ζ 0.25 → 2.5–2.8 ‖n‖, 0.5 → 0.9–1.4, 1 → 0.3–0.56;
+    the measurement and noise scale are right, the residual of x* is ‖n‖ to float precision). So
+    the test asserts what holds for DPS: for DiffCom (started from noise) the residual falls with ζ
+    and the noise level lies between an under-fitting and an over-fitting step size; for both,
+    ζ = 1 fits at least as well as the truth (≤ 1.3 ‖n‖). HiFi-DiffCom starts from the JSCC
+    decode D(y), which for this least-squares stand-in decoder reproduces y, noise included, so
+    its residual is below ‖n‖ whatever ζ (measured 0.2 ‖n‖ at ζ 0.25, 0.4 ‖n‖ at ζ 1): that is the
+    start, not the guidance.
+    """
     jscc, images, rx = _awgn_case()
     prior = GaussianPrior()
 
@@ -296,16 +314,17 @@ def test_guidance_reduces_measurement_residual(kind):
             r = HiFiDiffCom(prior, jscc, 10.0, "1/48", (16, 16), zeta=zeta, gamma=gamma, step_scale=0.2)
         ctx = r.prepare(rx, rx.state)
         res = r.sample(ctx, torch.Generator().manual_seed(11))
-        return r.measurement_residual(res.x0, ctx), res
+        return r.measurement_residual(res.x0, ctx), r, ctx
 
-    guided, res = run(1.0, 0.25)
-    free, _ = run(0.0)
-    noise = (10 ** -1 * rx.y.shape[1]) ** 0.5  # ‖n‖ expected at 10 dB
+    guided, r, ctx = run(1.0, 0.25)
+    weak, _, _ = run(0.25, 0.25)
+    free, _, _ = run(0.0)
+    noise = (rx.y - jscc.encode(images, 10.0)).abs().square().sum(-1).sqrt()  # ‖n‖ of this draw
+    torch.testing.assert_close(r.measurement_residual(images * 2 - 1, ctx), noise, rtol=1e-4, atol=1e-5)
     assert (guided < 0.7 * free).all()
-    # the guided sample fits the measurement at least as well as the truth does (‖y − A(x)‖ = ‖n‖),
-    # within 30 %. No lower bound: with 64 symbols for 768 pixels the linear operator is
-    # under-determined and ζ = 1 guidance over-fits the noise (measured 0.31–0.56 ‖n‖ for DiffCom,
-    # 0.37–0.43 ‖n‖ for HiFi), so the 0.7 ‖n‖ floor asked for in issue 12 does not hold here.
+    if kind == "diffcom":
+        assert (guided < weak).all() and (weak < free).all()
+        assert (guided < noise).all() and (noise < weak).all(), (guided, noise, weak)  # ζ brackets ‖n‖
     assert (guided <= 1.3 * noise).all(), (guided, noise)
 
 
