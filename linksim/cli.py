@@ -87,7 +87,9 @@ def _set_metric_notes(scn) -> list[str]:
     reported unavailable (empty cells, reason in run.json), never a NaN or a meaningless number."""
     from linksim.engine import has_image_methods
 
-    wanted = [m for m in scn.metrics if m in ("fid", "kid")]
+    from linksim.metrics import SET_METRICS
+
+    wanted = [m for m in scn.metrics if m in SET_METRICS]
     if not wanted or scn.data is None or not has_image_methods(scn):
         return []
     from linksim.data import load_images

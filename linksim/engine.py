@@ -422,27 +422,64 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     and noise; message ``k·B + i`` is image ``i`` in draw ``k`` (rows carry ``draw = k``). Draws of a
     batch come from the point's seed alone (:func:`linksim.sweep.draw_seed`), so every method and
     every estimator/equaliser sees the same realisation and unit noise for the same (image, draw).
+
+    Images added to a finished run form a chunk of their own (``job.chunks``): chunk ``c`` is
+    simulated on its own, with the seed ``sub_seed(point seed, "images", c)`` (chunk 0: the point
+    seed itself), so the rows of the images that were already there never change and every method
+    sees the same draws for the same (chunk, image, draw).
     """
     import torch
 
-    images, names = resources.images()
+    all_images, all_names = resources.images()
+    all_side = resources.side()
+    index = {n: i for i, n in enumerate(all_names)}
+    chunks = job.chunks or ((0, tuple(all_names)),)
     draws = int(getattr(job.point.channel, "draws", 1))
-    count = len(names)
-    side = resources.side()
     method = cls(config, op)
-    if getattr(method, "uses_side", False) and not side:
+    if getattr(method, "uses_side", False) and not all_side:
         raise LinksimError(f"method {config.name!r} ({config.kind}) needs labelled data "
                            "(data.source: scenes | cityscapes | coco_stuff)")
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
     # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
     channel_uses, overhead = grid.num_data, grid.overhead
+    rows, x_hats, refs, side_refs = [], [], [], []
+    for chunk, chunk_names in chunks:
+        sel = [index[n] for n in chunk_names]
+        images, names = all_images[sel], list(chunk_names)
+        side = {k: v[sel] for k, v in all_side.items()}
+        seed = op.seed if chunk == 0 else sub_seed(op.seed, "images", chunk)
+        x_hat, chunk_rows = _run_chunk(scenario, job, method, config, op, progress, images, names, side, seed,
+                                       draws, air)
+        for row in chunk_rows:
+            row.update(channel_uses=channel_uses, overhead=overhead)
+        rows += chunk_rows
+        x_hats.append(x_hat)
+        refs.append(images.repeat(draws, 1, 1, 1) if draws > 1 else images)
+        side_refs.append({k: v.repeat(draws, *([1] * (v.dim() - 1))) for k, v in side.items()} if draws > 1 else side)
+        if scenario.save_images:  # the first draw of each image (the grids show one realisation)
+            _save_images(resources.out_dir, job, names, x_hat[:len(names)])
+    side_all = {k: torch.cat([s[k] for s in side_refs]) for k in side_refs[0]} if side_refs and side_refs[0] else {}
+    per_image, point_metrics, described, unavailable = _evaluate(resources, torch.cat(refs), torch.cat(x_hats),
+                                                                 side_all)
+    for i, row in enumerate(rows):
+        for name, vals in per_image.items():
+            row[name] = vals[i]
+    return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
+
+
+def _run_chunk(scenario, job, method, config, op, progress, images, names, side, seed, draws, air):
+    """One chunk of images through the event simulation: ``(x_hat [B·draws, 3, H, W], rows)`` (the
+    rows without metric values)."""
+    import torch
+
+    count = len(names)
     traffic = scenario.traffic
-    arrivals = arrival_times(traffic, count * draws, sub_seed(op.seed, "arrivals"))
+    arrivals = arrival_times(traffic, count * draws, sub_seed(seed, "arrivals"))
     msgs = [Message(i, i % count, t, air, traffic.deadline_s) for i, t in enumerate(arrivals)]
 
     def gen(*parts):
-        return torch.Generator(device=op.device).manual_seed(sub_seed(op.seed, *parts))
+        return torch.Generator(device=op.device).manual_seed(sub_seed(seed, *parts))
 
     def serve(batch):
         idx = [m.payload for m in batch]
@@ -473,9 +510,6 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
              coherence_time_s=scenario.numerology.coherence_time_s)
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
-    refs = images.repeat(draws, 1, 1, 1) if draws > 1 else images
-    side_refs = {k: v.repeat(draws, *([1] * (v.dim() - 1))) for k, v in side.items()} if draws > 1 else side
-    per_image, point_metrics, described, unavailable = _evaluate(resources, refs, x_hat, side_refs)
     rows = []
     for i, m in enumerate(msgs):
         row = _base_row(scenario, job, config)
@@ -486,8 +520,6 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
             "draw": i // count,
             "outage": m.result["outage"],
             "payload_bits": m.result["payload_bits"],
-            "channel_uses": channel_uses,
-            "overhead": overhead,
             "seconds": m.result["seconds"],
             "nfe": m.result["nfe"],
             "t_arrival": m.t_arrival,
@@ -498,12 +530,8 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
             "deadline_missed": m.deadline_missed,
             **m.result["extras"],
         })
-        for name, vals in per_image.items():
-            row[name] = vals[i]
         rows.append(row)
-    if scenario.save_images:  # the first draw of each image (the grids show one realisation)
-        _save_images(resources.out_dir, job, names, x_hat[:count])
-    return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
+    return x_hat, rows
 
 
 def _evaluate(resources: RunResources, images, x_hat, side: dict | None = None):
@@ -594,6 +622,42 @@ def _save_images(out_dir, job, names, x_hat) -> None:
     _write_pngs(recon_folder(out_dir, job), names, x_hat)
 
 
+def _todo(scenario, store, all_jobs, names: list[str] | None) -> list:
+    """The jobs still to run: phy studies without a record; image jobs with the image chunks they
+    lack (:meth:`linksim.store.ResultsStore.image_chunks`).
+
+    :raises LinksimError: images were added to finished points while set metrics (FID, KID), which
+        describe all images of a point at once, are requested
+    """
+    import dataclasses
+
+    from linksim.metrics import SET_METRICS
+    from linksim.registry import METHODS
+
+    done = store.done_chunks()
+    if names is None:
+        return [j for j in all_jobs if j.key not in done]
+    chunks = [(c, tuple(n)) for c, n in enumerate(store.image_chunks(names))]
+    todo, grown = [], []
+    for j in all_jobs:
+        if _is_study(METHODS.get(scenario.methods[j.method_index].kind)):
+            if j.key not in done:
+                todo.append(j)
+            continue
+        have = done.get(j.key, set())
+        missing = tuple((c, n) for c, n in chunks if c not in have)
+        if missing:
+            todo.append(dataclasses.replace(j, chunks=missing))
+            if have:
+                grown.append(j)
+    sets = [m for m in metric_names(scenario) if m in SET_METRICS]
+    if grown and sets:
+        raise LinksimError(
+            f"{store.dir}: images were added to finished points, but set metrics ({', '.join(sets)}) describe all "
+            "images of a point at once; rerun with --fresh (or choose another --output)")
+    return todo
+
+
 def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_job=None,
                  strict_metrics: bool = False):
     """Run every (method, point) job of ``scenario`` that is not finished yet; store as it goes.
@@ -621,12 +685,12 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
     if strict_metrics and images:
         resources.metrics()  # raises WeightsUnavailable before any output is written
     store = ResultsStore(out, scenario, fresh=fresh)
-    done = store.finished()
     all_jobs = jobs(scenario)
-    todo = [j for j in all_jobs if j.key not in done]
+    todo = _todo(scenario, store, all_jobs, resources.images()[1] if images else None)
     if on_job:
+        pending = {j.key for j in todo}
         for j in all_jobs:
-            if j.key in done:
+            if j.key not in pending:
                 on_job(j, None, True)
     t0 = time.perf_counter()
     if images and scenario.save_images and (todo or not (out / "recon" / "original").is_dir()):
@@ -634,7 +698,7 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
     warned: set[str] = set()
 
     def stored(job, result):
-        store.append(job.method, job.point.key, result)
+        store.append(job.method, job.point.key, result, [c for c, _ in job.chunks] or None)
         for name, reason in result.unavailable.items():
             if name not in warned:  # one warning per metric per run, whichever worker saw it
                 warned.add(name)

@@ -28,9 +28,17 @@ Crash safety (a ``SIGKILL`` at any instant loses at most the job that was runnin
 
 Resume that grows: a folder is resumed when every *finished* job would compute the same thing under
 the new scenario (:func:`resume_conflicts`): the same settings outside ``sweep`` and ``methods``
-(but for :data:`EXECUTION_KEYS`), the same config of every method that has finished jobs, and every
-finished point still in the sweep. New sweep values and new methods are simply run; anything else
-is refused with the keys that differ.
+(but for :data:`EXECUTION_KEYS` and the image selection, :data:`SELECTION_KEYS`), the same config
+of every method that has finished jobs, and every finished point still in the sweep. New sweep
+values and new methods are simply run; anything else is refused with the keys that differ.
+
+Added images (``data.limit`` raised, ``data.names`` extended, files added to ``data.folder``) are a
+new *image chunk* (``images.json``: the image names of each chunk, in order; chunk 0 = the images
+of the first run). Every (method, point) computes each chunk on its own, with a seed of its own
+(:func:`linksim.engine._run_images`), so a finished job only computes the chunks it lacks and the
+rows it has never change; ``points.jsonl`` records carry the ``chunks`` they hold (absent: 0).
+Refused: a finished image that is no longer selected, and added images when set metrics (FID,
+KID) are requested (they describe all images of a point at once).
 
 Test-only fault injection: with ``LINKSIM_TEST_KILL_IN_WRITE=<file name>:<n>`` the process
 ``SIGKILL``\\ s itself halfway through its ``n``-th write to that file (after the first half of the
@@ -56,7 +64,8 @@ from linksim.errors import LinksimError
 
 __all__ = [
     "ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS", "EXECUTION_KEYS", "FAULT_ENV",
-    "atomic_write_text", "atomic_path", "resume_conflicts", "read_points",
+    "atomic_write_text", "atomic_path", "resume_conflicts", "read_points", "SELECTION_KEYS", "IMAGES_FILE",
+    "record_chunks",
 ]
 
 log = logging.getLogger("linksim.store")
@@ -107,6 +116,11 @@ def columns_for(scenario) -> list[str]:
 EXECUTION_KEYS = ("output", "executor", "workers", "threads")
 #: keys whose changes a resume handles job by job (:func:`resume_conflicts`); ``name`` only names things
 _PER_JOB_KEYS = ("sweep", "methods", "name")
+#: ``data`` keys that only select which images are sent: a resume handles them image chunk by image
+#: chunk (:meth:`ResultsStore.image_chunks`)
+SELECTION_KEYS = ("limit", "names")
+#: the file of the image chunks
+IMAGES_FILE = "images.json"
 
 
 # -- crash-safe writing ----------------------------------------------------------------------------
@@ -221,6 +235,11 @@ def read_points(path: str | Path) -> list[dict]:
     return out
 
 
+def record_chunks(rec: dict) -> set[int]:
+    """The image chunks a ``points.jsonl`` record holds (records without ``chunks``: chunk 0)."""
+    return {int(c) for c in rec.get("chunks") or [0]}
+
+
 # -- resume identity -------------------------------------------------------------------------------
 def _diff_keys(a: Any, b: Any, prefix: str) -> list[str]:
     """Dotted key paths where ``a`` and ``b`` differ (lists are compared whole)."""
@@ -259,6 +278,9 @@ def resume_conflicts(old_dumped: dict, new, finished: set[tuple[str, str]]) -> l
     if old is None:
         return ["scenario.yaml (no longer a valid scenario)"]
     a, b = old.dump(), new.dump()
+    for d in (a, b):
+        if isinstance(d.get("data"), dict):
+            d["data"] = {k: v for k, v in d["data"].items() if k not in SELECTION_KEYS}
     skip = set(EXECUTION_KEYS) | set(_PER_JOB_KEYS)
     out = _diff_keys({k: v for k, v in a.items() if k not in skip},
                      {k: v for k, v in b.items() if k not in skip}, "")
@@ -300,7 +322,7 @@ class ResultsStore:
         old = self.dir / "scenario.yaml"
         if fresh:
             for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json",
-                      self.dir / "report.md"):
+                      self.dir / "report.md", self.dir / IMAGES_FILE):
                 p.unlink(missing_ok=True)
             # saved images of an earlier run would otherwise end up in this run's report grids
             for d in ("figures", "recon"):
@@ -339,8 +361,64 @@ class ResultsStore:
         return read_points(self.points)
 
     def finished(self) -> set[tuple[str, str]]:
-        """``(method, point key)`` of every finished job."""
+        """``(method, point key)`` of every job with a finished record (for image methods: at least
+        one image chunk; :meth:`done_chunks` says which)."""
         return {(r["method"], r["point"]) for r in self.records()}
+
+    def done_chunks(self) -> dict[tuple[str, str], set[int]]:
+        """``{(method, point key): finished image chunks}``."""
+        out: dict[tuple[str, str], set[int]] = {}
+        for r in self.records():
+            out.setdefault((r["method"], r["point"]), set()).update(record_chunks(r))
+        return out
+
+    def _saved_chunks(self) -> list[list[str]] | None:
+        path = self.dir / IMAGES_FILE
+        if not path.is_file():
+            return None
+        try:
+            chunks = json.loads(path.read_text())["chunks"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise LinksimError(f"{path}: not an image-chunk file; rerun with --fresh") from None
+        return [list(map(str, c)) for c in chunks]
+
+    def image_chunks(self, names: list[str]) -> list[list[str]]:
+        """The image chunks of this run, given the images the scenario selects now (in order).
+
+        Chunk 0 is the images of the first run (``images.json``; a folder from before that file
+        takes them from its first finished job's rows); images selected now and in no chunk become
+        a new chunk, when finished image jobs exist (else the chunks start over as ``[names]``).
+
+        :raises LinksimError: a finished job's image is no longer selected
+        """
+        chunks = self._saved_chunks()
+        finished_images = self._finished_images()
+        if not finished_images:
+            chunks = [list(names)]
+        else:
+            if chunks is None:  # a folder from before images.json: the order of its first job's rows
+                chunks = [finished_images]
+            selected = set(names)
+            gone = [n for c in chunks for n in c if n not in selected]
+            if gone:
+                raise LinksimError(
+                    f"{self.dir}: holds results of a different scenario (differs in: data: finished image(s) "
+                    f"{', '.join(repr(n) for n in gone[:3])} no longer selected); rerun with --fresh to overwrite "
+                    "or choose another --output")
+            known = {n for c in chunks for n in c}
+            new = [n for n in names if n not in known]
+            if new:
+                chunks.append(new)
+        atomic_write_text(self.dir / IMAGES_FILE, json.dumps({"chunks": chunks}, indent=1) + "\n")
+        return chunks
+
+    def _finished_images(self) -> list[str]:
+        """Image names of the finished image rows, in the order of their first appearance."""
+        if not self.results.exists() or self.results.stat().st_size == 0:
+            return []
+        with self.results.open(newline="", encoding="utf-8") as f:
+            seen = dict.fromkeys(r["image"] for r in csv.DictReader(f) if r.get("image"))
+        return list(seen)
 
     def _truncate_torn(self, path: Path) -> bytes:
         """Cut ``path`` back to its last complete line (one warning if something was cut)."""
@@ -384,10 +462,17 @@ class ResultsStore:
             raise LinksimError(
                 f"{self.results}: has columns this scenario does not write ({', '.join(extra)}); rerun with --fresh"
             )
-        done = {(r["method"], r["point"]) for r in recs}
-        keep = [r for r in rows if (r.get("method"), r.get("point")) in done]
-        with_rows = {(r["method"], r["point"]) for r in keep}
-        good = [r for r in recs if (r["method"], r["point"]) in with_rows]
+        # a row is kept when the record of its job holds the row's image chunk (a killed job that
+        # added a chunk to a finished point leaves rows of that chunk without a record)
+        chunk_of = {n: c for c, names in enumerate(self._saved_chunks() or []) for n in names}
+        done = {(r["method"], r["point"], c) for r in recs for c in record_chunks(r)}
+
+        def job_chunk(r):
+            return (r.get("method"), r.get("point"), chunk_of.get(r.get("image"), 0))
+
+        keep = [r for r in rows if job_chunk(r) in done]
+        with_rows = {job_chunk(r) for r in keep}
+        good = [r for r in recs if all((r["method"], r["point"], c) in with_rows for c in record_chunks(r))]
         if len(good) != len(recs) or self.points.exists() and len(good) != _count_lines(self.points):
             atomic_write_text(self.points, "".join(json.dumps(r) + "\n" for r in good))
         if fieldnames != self.columns or len(keep) != len(rows) or not self.results.exists() \
@@ -399,10 +484,11 @@ class ResultsStore:
             atomic_write_text(self.results, buf.getvalue())
 
     # -- writing --------------------------------------------------------------------------------
-    def append(self, method: str, point: str, result) -> None:
+    def append(self, method: str, point: str, result, chunks: list[int] | None = None) -> None:
         """Store one finished job durably: its rows, then its ``points.jsonl`` record.
 
         :param result: :class:`linksim.engine.JobResult`
+        :param chunks: the image chunks the job computed (``None``: chunk 0 / a phy study)
         """
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.columns, restval="", extrasaction="raise")
@@ -412,6 +498,8 @@ class ResultsStore:
         rec = {"method": method, "point": point, "seconds": result.seconds,
                "point_metrics": result.point_metrics, "unavailable": result.unavailable,
                "metrics": getattr(result, "metrics", {})}
+        if chunks and list(chunks) != [0]:
+            rec["chunks"] = list(chunks)
         _append(self.points, json.dumps(rec) + "\n")
 
     def read(self):

@@ -180,11 +180,16 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: one method (index into ``scenario.methods``) at one point."""
+    """One unit of work: one method (index into ``scenario.methods``) at one point.
+
+    :param chunks: for image methods, the image chunks to compute, ``((index, names), ...)``
+        (:meth:`linksim.store.ResultsStore.image_chunks`); ``()``: every image, as chunk 0
+    """
 
     method_index: int
     method: str
     point: SweepPoint
+    chunks: tuple = ()
 
     @property
     def key(self) -> tuple[str, str]:

@@ -74,6 +74,8 @@ BUILTIN_METRICS: list[tuple[str, Callable[..., Metric], str]] = [
 ]
 
 _FACTORIES = {name: factory for name, factory, _ in BUILTIN_METRICS}
+#: the built-in set metrics (one value per method x point, from all its images at once)
+SET_METRICS = ("fid", "kid")
 
 
 def build_metrics(

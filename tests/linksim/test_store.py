@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -105,3 +107,65 @@ class TestResumeThatGrows:
         run_scenario(scenario_from_dict(raw), output=tmp_path)
         again = pd.read_csv(tmp_path / "results.csv")
         assert list(again.columns) == list(df.columns) and len(again) == 4 and again.overhead.isna().all()
+
+
+IMAGES = {"name": "imgs", "seed": 3, "device": "cpu", "data": {"source": "embedded", "size": 16, "limit": 2},
+          "channel": {"kind": "awgn", "draws": 2}, "sweep": {"csnr_db": [0, 10], "cbr": [1]},
+          "methods": [{"name": "a", "kind": "fake_image"}], "metrics": ["psnr"]}
+
+
+def _image_rows(folder):
+    """results.csv without the measured wall times (seconds and the event times built on them)."""
+    df = pd.read_csv(folder / "results.csv")
+    df = df.drop(columns=["seconds", "t_done", "latency_s", "queue_s"])
+    return df.sort_values(["method", "point", "image", "draw"]).reset_index(drop=True)
+
+
+class TestAddingImages:
+    """Adding images to a finished run (issue 11 item 8) computes only the added ones: they are an
+    image chunk of their own with its own seed, so the finished rows never change, and a method
+    added later sees the same draws as the others for every (chunk, image, draw)."""
+
+    def test_added_images_are_computed_alone(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(IMAGES), output=tmp_path / "run")
+        first = _image_rows(tmp_path / "run")
+        grown = dict(IMAGES, data=dict(IMAGES["data"], limit=4))
+        run_scenario(scenario_from_dict(grown), output=tmp_path / "run")
+        rows = _image_rows(tmp_path / "run")
+        assert len(rows) == 2 * 4 * 2 and rows["image"].nunique() == 4  # points x images x draws
+        old = rows[rows["image"].isin(first["image"])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(old, first)  # the finished rows are untouched
+        recs = [json.loads(line) for line in (tmp_path / "run" / "points.jsonl").read_text().splitlines()]
+        assert [r.get("chunks", [0]) for r in recs] == [[0], [0], [1], [1]]
+        # a method added now runs both chunks and sees the same channel and noise as 'a' did
+        both = dict(grown, methods=[*IMAGES["methods"], {"name": "b", "kind": "fake_image"}])
+        run_scenario(scenario_from_dict(both), output=tmp_path / "run")
+        rows = _image_rows(tmp_path / "run")
+        same = ["point", "image", "draw", "psnr", "outage", "seed"]  # not the measured timings
+        a, b = (rows[rows.method == m][same].reset_index(drop=True) for m in "ab")
+        pd.testing.assert_frame_equal(a, b)
+        # the summary counts every image x draw
+        summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+        assert (summary["n"] == 8).all() and (summary["images"] == 4).all()
+
+    def test_a_kill_inside_the_added_chunk_is_recomputed(self, fake_methods, tmp_path):
+        """Rows of an added chunk whose record never reached points.jsonl (a kill between the two
+        appends) are dropped and recomputed; the finished chunk-0 rows of that job stay."""
+        run_scenario(scenario_from_dict(IMAGES), output=tmp_path / "run")
+        grown = dict(IMAGES, data=dict(IMAGES["data"], limit=3))
+        run_scenario(scenario_from_dict(grown), output=tmp_path / "run")
+        want = _image_rows(tmp_path / "run")
+        points = tmp_path / "run" / "points.jsonl"
+        lines = points.read_text().splitlines(keepends=True)
+        points.write_text("".join(lines[:-1]))  # the last chunk-1 record is lost, its rows are not
+        run_scenario(scenario_from_dict(grown), output=tmp_path / "run")
+        pd.testing.assert_frame_equal(_image_rows(tmp_path / "run"), want)
+
+    def test_dropped_image_or_set_metric_is_refused(self, fake_methods, tmp_path):
+        run_scenario(scenario_from_dict(dict(IMAGES, data=dict(IMAGES["data"], limit=3))), output=tmp_path / "r")
+        with pytest.raises(LinksimError, match=r"differs in: data: finished image\(s\) '.*' no longer selected"):
+            run_scenario(scenario_from_dict(IMAGES), output=tmp_path / "r")
+        with_fid = dict(IMAGES, metrics=["psnr", "fid"])
+        run_scenario(scenario_from_dict(with_fid), output=tmp_path / "f")
+        with pytest.raises(LinksimError, match=r"set metrics \(fid\) describe all images"):
+            run_scenario(scenario_from_dict(dict(with_fid, data=dict(IMAGES["data"], limit=4))), output=tmp_path / "f")
