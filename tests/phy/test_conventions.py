@@ -46,3 +46,19 @@ class TestConventions:
             ebnodb_to_no(0.0, 2, 1.5)
         with pytest.raises(ValueError, match="bits_per_symbol"):
             ebno_db_to_csnr_db(0.0, 0, 0.5)
+
+    def test_rate_edges_and_defaults(self):
+        """The accepted rate range is exactly (0, 1] and bits_per_symbol > 0; uncoded by default."""
+        for bad in (0.0, -0.5, 1.0000001):
+            with pytest.raises(ValueError, match="coderate"):
+                csnr_db_to_ebno_db(0.0, 2, bad)
+        for bad in (0, -2):
+            with pytest.raises(ValueError, match="bits_per_symbol"):
+                ebnodb_to_no(0.0, bad, 0.5)
+        assert ebno_db_to_csnr_db(0.0, 2, 1.0) == pytest.approx(10 * math.log10(2))  # rate 1 is allowed
+        # default coderate 1: 64-QAM uncoded, Eb/N0 = CSNR - 10 log10(6)
+        assert ebno_db_to_csnr_db(1.0, 6) == pytest.approx(1.0 + 10 * math.log10(6))
+        assert csnr_db_to_ebno_db(1.0, 6) == pytest.approx(1.0 - 10 * math.log10(6))
+        assert ebnodb_to_no(0.0, 4) == pytest.approx(0.25)
+        # returns floats for floats
+        assert type(ebnodb_to_no(3.0, 2, 0.5)) is float and type(no_to_csnr_db(0.5)) is float
