@@ -175,6 +175,12 @@ class ImageMethod(ABC):
         if point.cbr is not None and point.image_shape is not None:
             _ = point.num_symbols
 
+    @classmethod
+    def run_info(cls, config: Any) -> dict:
+        """What ``run.json`` states about this method beyond its scenario keys (e.g. the text prompt
+        a diffusion receiver used); the default states nothing. JSON-serialisable."""
+        return {}
+
     @abstractmethod
     def grid(self):
         """:class:`linksim.phy.links.GridInfo` of one image on the air (airtime, overhead)."""

@@ -231,6 +231,19 @@ def _is_study(cls) -> bool:
     return isinstance(cls, type) and issubclass(cls, Study)
 
 
+def method_run_info(scenario) -> dict[str, dict]:
+    """``{method name: what the method's class says about it}`` for ``run.json``: only the methods
+    with something to state (e.g. DiffJSCC's prompt), from :meth:`ImageMethod.run_info`."""
+    from linksim.registry import METHODS
+
+    out = {}
+    for m in scenario.methods:
+        info = getattr(METHODS.get(m.kind), "run_info", None)
+        if info is not None and (d := info(m)):
+            out[m.name] = d
+    return out
+
+
 def has_image_methods(scenario) -> bool:
     """True when at least one method of ``scenario`` transmits images (not a phy study)."""
     from linksim.registry import METHODS
@@ -712,6 +725,6 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
     store.write_run_json({
         "name": scenario.name, "device": device, "executor": scenario.executor, "jobs": len(all_jobs),
         "jobs_run": len(todo), "jobs_resumed": len(all_jobs) - len(todo),
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0, "methods": method_run_info(scenario),
     })
     return out

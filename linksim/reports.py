@@ -508,11 +508,22 @@ def _fmt(mean: float, half: float, col: str) -> str:
         return f"{mean:.2f}"
     if col in ("crc_failures", "n"):
         return f"{mean:.0f}"
+    if col == "channel_uses":  # half carries "min–max" here (set by the table writers), not an interval
+        return f"{mean:.0f}" + (f" ({half})" if isinstance(half, str) else "")
     digits = _digits(col)
     s = f"{mean:.{digits}f}"
     if np.isfinite(half) and col != "nfe":
         s += f" ± {half:.{digits}f}"
     return s
+
+
+def _half(r, col: str):
+    """The second part of a table cell: the interval half-width, or for ``channel_uses`` the
+    per-image range ``min–max`` when it varies (``None`` when it does not)."""
+    if col == "channel_uses":
+        lo, hi = r.get("channel_uses_min", math.nan), r.get("channel_uses_max", math.nan)
+        return f"{lo:.0f}–{hi:.0f}" if np.isfinite(lo) and np.isfinite(hi) and lo != hi else None
+    return r.get(f"{col}_half", math.nan)
 
 
 def _requested_metrics(df, summary, scenario: dict, metrics) -> list[str]:
@@ -563,6 +574,10 @@ def _table_frame(df: pd.DataFrame, summary, metrics: list[str]) -> pd.DataFrame:
         for c in ("nfe", "seconds"):
             vals = pd.to_numeric(g[c], errors="coerce") if c in g else pd.Series(dtype=float)
             row[c], row[f"{c}_half"], _ = t_interval(vals.to_numpy()) if vals.notna().any() else (math.nan,) * 3
+        uses = pd.to_numeric(g["channel_uses"], errors="coerce").dropna() if "channel_uses" in g else pd.Series(dtype=float)
+        row["channel_uses"] = float(uses.mean()) if len(uses) else math.nan
+        row["channel_uses_min"] = float(uses.min()) if len(uses) else math.nan
+        row["channel_uses_max"] = float(uses.max()) if len(uses) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -581,6 +596,10 @@ def _table_columns(tab: pd.DataFrame, metrics: list[str]) -> list[tuple[str, str
             for m in metrics:
                 if f"{m}_no_outage" in tab:
                     cols.append((f"{m}_no_outage", f"{_labels(m)[0]} excl. outage"))
+    if "channel_uses" in tab and tab["channel_uses"].notna().any():
+        # data symbols per image (the CBR numerator): equal for most methods, below the budget for
+        # some (GESCO digital), varying per image for others (adaptive lengths) -> mean (min–max)
+        cols.append(("channel_uses", "channel uses"))
     for c, h in (("nfe", "NFE"), ("seconds", "seconds")):
         if c in tab and tab[c].notna().any():
             cols.append((c, h))
@@ -623,7 +642,7 @@ def _tables_md(tab: pd.DataFrame, cols, many_variants: bool, diffs: dict) -> lis
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|---|---|" + ("---|" if many_variants else "") + "---:|" * len(cols))
         for _, r in grp.sort_values(["variant", "method"]).iterrows():
-            cells = [_fmt(r.get(c, math.nan), r.get(f"{c}_half", math.nan), c) for c, _ in cols]
+            cells = [_fmt(r.get(c, math.nan), _half(r, c), c) for c, _ in cols]
             lead = [r["method"], r["kind"]] + ([r["variant"]] if many_variants else [])
             lines.append("| " + " | ".join(lead + cells) + " |")
         lines.append("")
@@ -672,7 +691,7 @@ def _tables_tex(tab: pd.DataFrame, cols, many_variants: bool, title: str, note: 
                   r"\begin{tabular}{l" + ("l" if many_variants else "") + "r" * len(cols) + "}", r"\toprule",
                   " & ".join(_tex_escape(h) for h in head) + r" \\", r"\midrule"]
         for _, r in grp.sort_values(["variant", "method"]).iterrows():
-            cells = [_fmt(r.get(c, math.nan), r.get(f"{c}_half", math.nan), c) for c, _ in cols]
+            cells = [_fmt(r.get(c, math.nan), _half(r, c), c) for c, _ in cols]
             lead = [r["method"]] + ([r["variant"]] if many_variants else [])
             lines.append(" & ".join(_tex_escape(c) for c in lead + cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}",

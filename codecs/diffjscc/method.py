@@ -110,7 +110,11 @@ class DiffJSCCMethod(JSCCMethod):
 
     @property
     def num_steps(self) -> int:
-        return self.config.num_steps or (50 if self.config.backbone == "embedded" else 100)
+        return self._steps(self.config)
+
+    @staticmethod
+    def _steps(config) -> int:
+        return config.num_steps or (50 if config.backbone == "embedded" else 100)
 
     @classmethod
     def check(cls, config, point: OperatingPoint) -> None:
@@ -129,10 +133,12 @@ class DiffJSCCMethod(JSCCMethod):
                 raise ValueError("backbone sd21 unavailable: missing " + ", ".join(str(p) for p in missing)
                                  + " (see `linksim weights`; nothing is downloaded)")
 
-    def run_info(self) -> dict:
-        """What run.json should state about this method (the prompt used, the step count)."""
-        return {"backbone": self.config.backbone, "num_steps": self.num_steps,
-                "prompt": "" if self.config.caption == "none" else f"caption by {self.config.caption}"}
+    @classmethod
+    def run_info(cls, config) -> dict:
+        """run.json states the backbone, the step count and the text prompt: ``""`` (the empty
+        prompt) without a captioner, else which captioner wrote it per image."""
+        return {"backbone": config.backbone, "num_steps": cls._steps(config),
+                "prompt": "" if config.caption == "none" else f"caption by {config.caption}"}
 
     @torch.no_grad()
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:

@@ -104,7 +104,7 @@ class TestMakeReport:
         assert "# Report: synthetic" in text
         assert "### CSNR 10 dB, CBR 1/24" in text and "Channel: awgn." in text
         # metrics without values (DISTS) get no column; outage rate, NFE, seconds with real precision, n
-        assert ("| method | kind | PSNR [dB] | MS-SSIM | LPIPS (AlexNet) ↓ | FID ↓ | KID ↓ | outage | NFE | seconds "
+        assert ("| method | kind | PSNR [dB] | MS-SSIM | LPIPS (AlexNet) ↓ | FID ↓ | KID ↓ | outage | channel uses | NFE | seconds "
                 "| n |") in text
         # hevc_ldpc at 10 dB, 1/24: PSNR mean 20 + 10 + 3 + 2 = 35 (+ noise), FID from summary 40.00
         section = text.split("### CSNR 10 dB, CBR 1/24")[1].split("###")[0]
@@ -236,3 +236,22 @@ def test_distortion_perception_plane_tells_method_variants_apart(tmp_path, monke
     assert "deepjscc, ofdm/ls" in labels and len(labels) == 6
     assert reports.method_labels([{"name": "a", "kind": "jscc"}, {"name": "b", "kind": "hifi_diffcom"}],
                                  ["a", "b"]) == {"a": "a", "b": "b"}  # nothing to tell apart: plain names
+
+
+def test_table_shows_channel_uses_mean_and_per_image_range(tmp_path):
+    """Methods that spend fewer or per-image varying channel uses (GESCO digital, adaptive lengths)
+    are put beside the others with their channel uses: mean, and (min–max) only where it varies."""
+    rows = [dict(method="fixed", kind="jscc", channel="awgn", csnr_db=5.0, cbr="1/24", image=f"i{k}", psnr=20.0 + k,
+                 channel_uses=256) for k in range(3)]
+    rows += [dict(method="adaptive", kind="lrisc", channel="awgn", csnr_db=5.0, cbr="1/24", image=f"i{k}",
+                  psnr=21.0 + k, channel_uses=u) for k, u in enumerate([200, 240, 280])]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    make_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "channel uses" in head.split(" | ")
+    col = head.split(" | ").index("channel uses")
+    table = md.splitlines()[md.splitlines().index(head) + 2:][:2]  # the two method rows under the header
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ")[col] for line in table}
+    assert cells == {"fixed": "256", "adaptive": "240 (200–280)"}
+    assert "240 (200--280)" in (tmp_path / "report.tex").read_text()
