@@ -358,6 +358,8 @@ class IdealSeparationBound(ImageMethod):
     """
 
     extra_columns = ("quality", "capacity_bits")
+    #: no channel is simulated (the bound reads only the CSNR), so a pilot-free link suits it
+    needs_channel_estimate = False
 
     def __init__(self, config, point: OperatingPoint):
         super().__init__(config, point)

@@ -565,6 +565,8 @@ def test_pilot_free_link_refused_for_methods_that_need_an_estimate(tmp_path):
             "methods": [{"name": "blind", "kind": "blind_diffcom"}]}
     scn = scenario_from_dict(base)
     assert scn.channel.pilot_symbols == 0
+    # the separation bound simulates no channel (capacity from the CSNR): no estimate needed either
+    assert scenario_from_dict(dict(base, methods=base["methods"] + [{"name": "b", "kind": "ideal", "codec": "jpeg"}]))
     bad = dict(base, methods=base["methods"] + [{"name": "deepjscc", "kind": "jscc"}])
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
