@@ -209,9 +209,7 @@ class ADJSCC(nn.Module):
             transmit normaliser; only models with ``rescale_received`` need it at the receiver)
         :return: ``[B, N]`` complex64 (complex128 for a float64 model) with ``mean_k |x_k|^2 = 1`` for every image (and the scale)
         """
-        z = self.latent(images, csnr_db)
-        pairs = z.reshape(z.shape[0], -1, 2)
-        s = torch.complex(pairs[..., 0], pairs[..., 1])
+        s = self.pair(self.latent(images, csnr_db))
         scale = torch.sqrt(s.abs().square().mean(dim=1).clamp_min(1e-12))
         x = s / scale[:, None]
         return (x, scale) if return_scale else x
@@ -258,8 +256,19 @@ class ADJSCC(nn.Module):
                 raise ValueError("this model decodes rescaled symbols: pass tx_scale from encode(..., return_scale=True)")
             y_eq = y_eq * tx_scale.reshape(b, 1)
         dtype = self.decoder.out_conv.weight.dtype
-        z = torch.view_as_real(y_eq).to(dtype).reshape(b, c, h // self.downsampling, w // self.downsampling)
+        z = self.unpair(y_eq, h // self.downsampling, w // self.downsampling).to(dtype)
         return self.decoder(z, snr)
+
+    # ---- real latent <-> complex symbols (DESIGN.md §3) ------------------------------------------
+    def pair(self, z: torch.Tensor) -> torch.Tensor:
+        """Real latent ``[B, C, h, w]`` -> complex ``[B, C·h·w/2]``: consecutive reals of the
+        flattened latent form one symbol (ADJSCC's order; a subclass may pair otherwise)."""
+        pairs = z.reshape(z.shape[0], -1, 2)
+        return torch.complex(pairs[..., 0], pairs[..., 1])
+
+    def unpair(self, y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Inverse of :meth:`pair`: complex ``[B, N]`` -> real latent ``[B, C, h, w]``."""
+        return torch.view_as_real(y).reshape(y.shape[0], self.channels, h, w)
 
     def forward(self, images: torch.Tensor, channel_fn: Callable, csnr_db) -> torch.Tensor:
         """Encode -> ``channel_fn`` -> decode (training and quick evaluation).

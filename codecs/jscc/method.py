@@ -32,8 +32,10 @@ class JSCCSettings(BaseModel):
 
     :param model: ``embedded`` (the project's ADJSCC for the point's CBR), ``embedded_resnet``
         (the project's x16 ResNet JSCC of DiffJSCC's stage 1, :mod:`.resnet`: CBR 1/384, 1/96), a native
-        ``.safetensors`` file (with its ``.json`` config beside it), or a public ADJSCC checkpoint
-        (``.pt``/``.pth``/``.pth.tar``, keys mapped by :mod:`linksim.codecs.jscc.external`)
+        ``.safetensors`` file (with its ``.json`` config beside it), a public ADJSCC checkpoint
+        (``.pt``/``.pth``/``.pth.tar``, keys mapped by :mod:`linksim.codecs.jscc.external`), or a
+        published DiffJSCC checkpoint (full ``.ckpt`` or its stage 1; AWGN models, CBR ``C/1536``;
+        :mod:`linksim.codecs.jscc.diffjscc_cnn`)
     :param use_no_eff: feed the decoder's AF modules the effective SNR after equalisation
         (``-10·log10(mean no_eff)`` per image) instead of the nominal CSNR; identical on AWGN
     """
@@ -60,8 +62,12 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
         path = Path(model).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"JSCC weights {path} do not exist")
+        from .diffjscc_cnn import is_published_diffjscc, load_published_diffjscc
+
         if path.suffix == ".safetensors":
             net = load_model(path, device)
+        elif is_published_diffjscc(path):
+            net = load_published_diffjscc(path, device)
         else:
             from .external import load_external_adjscc
 
