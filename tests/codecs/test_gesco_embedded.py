@@ -32,7 +32,8 @@ def test_receiver_uses_its_condition():
 
 
 @pytest.mark.xfail(strict=False, reason="not met by the shipped CPU-trained model: at PSNR 1 (σ=0.9) FDS+noisy "
-                   "training gives ~0.6x the PSNR-100 mIoU, and FDS lowers it (benchmarks/results/gesco_ablation.md)")
+                   "training gives ~0.6x the PSNR-100 mIoU, and FDS lowers it (benchmarks/results/gesco_ablation.md); "
+                   "noisy training itself helps: test_noisy_training_buys_robustness_to_map_noise")
 def test_robustness_trend_paper_mode():
     s = scene_set(32, 64, 8, seed=7)
     seg = load_segmenter()
@@ -44,3 +45,16 @@ def test_robustness_trend_paper_mode():
     plain = paper_miou(s, 1, model="embedded_clean", fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
     assert plain < noisy, (float(plain), float(noisy))
     assert torch.isfinite(torch.stack([clean, noisy, plain])).all()
+
+
+@pytest.mark.skipif(not EMBEDDED_MODELS["embedded_clean"].is_file(), reason="embedded_clean not shipped")
+def test_noisy_training_buys_robustness_to_map_noise():
+    """The paper's noisy training is what keeps semantics at PSNR 1 (σ = 0.9 on the maps): the
+    noisy-trained model beats the clean-trained one (same architecture, seed and 1000 steps; FDS off
+    for both, as FDS lowers mIoU on these models). Ablation on seed 0: 0.48 vs 0.18; the bar here
+    (0.1 absolute on 8 scenes of seed 7) is well inside that gap and above the seed-to-seed spread."""
+    s = scene_set(32, 64, 8, seed=7)
+    seg = load_segmenter()
+    noisy = paper_miou(s, 1, fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
+    clean = paper_miou(s, 1, model="embedded_clean", fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
+    assert noisy > clean + 0.1, (float(noisy), float(clean))
