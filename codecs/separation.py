@@ -25,7 +25,9 @@
   so the QAM symbols stay uniform and the transmit power per image stays 1 (zero padding would
   map to a few constellation points).
 * **Source outage.** When even the worst quality does not fit, the length field is 0: the
-  receiver shows the fallback image and the row is an outage at every CSNR.
+  receiver shows the fallback image and the row is an outage at every CSNR. When not even the
+  header fits (fewer than ``32 + L`` information bits, e.g. CBR 1/384 at a low-rate MCS), the
+  stream is padding only: an outage too.
 
 **Receiver.** If every codeword passes its CRC, the payload is decoded (bit-exactly the codec's own
 decode). Otherwise ``crc_failure`` decides: ``fallback`` (default) shows the fallback image and
@@ -164,13 +166,17 @@ def pack_stream(payload: bytes | None, height: int, width: int, capacity_bits: i
     """
     lbits = length_field_bits(capacity_bits)
     payload = payload or b""
+    dev = generator.device if generator is not None else "cpu"
+    if not payload and SIDE_BITS + lbits > capacity_bits:
+        # not even the header fits (a tiny CBR at a low-rate MCS): a source outage with nothing to
+        # say -- the stream is all padding, and the receiver's header check gives the fallback
+        return torch.randint(0, 2, (capacity_bits,), generator=generator, device=dev).float().cpu()
     if SIDE_BITS + lbits + 8 * len(payload) > capacity_bits:
         raise ValueError(f"payload of {8 * len(payload)} bits does not fit {capacity_bits} bits with header")
     head = [(width, 16), (height, 16), (len(payload), lbits)]
     fields = [np.array([(v >> (w - 1 - i)) & 1 for i in range(w)], dtype=np.uint8) for v, w in head]
     body = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))
     used = np.concatenate(fields + [body]).astype(np.float32)
-    dev = generator.device if generator is not None else "cpu"
     pad = torch.randint(0, 2, (capacity_bits - used.size,), generator=generator, device=dev).float().cpu()
     return torch.cat([torch.from_numpy(used), pad])
 

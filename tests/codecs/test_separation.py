@@ -299,3 +299,25 @@ def test_lowest_rate_layout_stays_at_or_above_one_fifth():
     link = LinkConfig(kind="ofdm", paths=8, decay=4.0, cp=12, data_symbols=16, estimator="lmmse")
     point = OperatingPoint(csnr_db=0.0, cbr=Fraction(1, 48), link=link, image_shape=(64, 64), seed=0)
     SeparationMethod(SeparationConfig(codec="hevc", mcs="adaptive", mcs_margin_db=5.0), point)  # builds the LDPC
+
+
+def test_capacity_below_the_header_is_a_source_outage_not_a_crash(tmp_path):
+    """CBR 1/384 at 1 dB: the adaptive MCS leaves fewer information bits than the 32-bit header
+    (a 128x128 image: 128 symbols); the point is an outage (grey fallback), as a real link would
+    deliver nothing (it used to raise 'payload of 0 bits does not fit 28 bits')."""
+    import linksim
+
+    res = linksim.run({"name": "s", "seed": 0, "device": "cpu",
+                       "data": {"source": "embedded", "names": ["coffee"], "size": 128},
+                       "channel": {"kind": "awgn"}, "sweep": {"csnr_db": [1], "cbr": ["1/384"]},
+                       "methods": [{"name": "hevc_ldpc", "kind": "separation", "codec": "hevc",
+                                    "mcs": "adaptive", "mcs_margin_db": 5}],
+                       "metrics": ["psnr"]}, output=tmp_path / "run")
+    row = res.rows.iloc[0]
+    assert bool(row["outage"]) and int(row["channel_uses"]) == 128
+    # the fallback is uniform mid-grey: its PSNR equals 10 log10(1 / mean((x - 0.5)^2)) of the original
+    from linksim.codecs.images import embedded_array, resize_center_crop, to_tensor
+
+    x = resize_center_crop(to_tensor(embedded_array("coffee")), 128, 128).clamp(0, 1)
+    want = 10 * torch.log10(1 / ((x - 0.5) ** 2).mean())
+    assert abs(float(row["psnr"]) - float(want)) < 0.05
