@@ -465,7 +465,10 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
         x_hat, chunk_rows = _run_chunk(scenario, job, method, config, op, progress, images, names, side, seed,
                                        draws, air)
         for row in chunk_rows:
-            row.update(channel_uses=channel_uses, overhead=overhead)
+            # a variable-length method (lrisc) reports its per-image total itself (Decoded.extras,
+            # declared in extra_columns); every other method occupies the grid's data symbols
+            row.setdefault("channel_uses", channel_uses)
+            row["overhead"] = overhead
         rows += chunk_rows
         x_hats.append(x_hat)
         refs.append(images.repeat(draws, 1, 1, 1) if draws > 1 else images)
