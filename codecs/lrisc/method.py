@@ -170,11 +170,11 @@ class LRISCMethod(ImageMethod):
 
         return grid_info(self.point.link, self.num_chain)
 
-    def run_info(self) -> dict:
-        """What run.json states about this method."""
-        return {"decoder": self.config.decoder, "num_steps": self.num_steps if self.decoder else None,
-                "length": self.config.length, "beta": self.beta, "groups": self.num_groups,
-                "side_symbols": self.side, "data_budget": self.data_budget}
+    @classmethod
+    def run_info(cls, config) -> dict:
+        """run.json states the decoder (and its DDIM steps), the length mode and the side channel."""
+        return {"decoder": config.decoder, "num_steps": config.num_steps if config.decoder == "diffusion" else None,
+                "length": config.length, "side_bits_per_symbol": config.side_bits_per_symbol}
 
     @property
     def num_steps(self) -> int:
