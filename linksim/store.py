@@ -443,6 +443,7 @@ class ResultsStore:
             recs = read_points(self.points)  # may still drop a garbled last line: rewritten below
         else:
             recs = []
+        short = False  # a complete row with the wrong number of cells (damage): dropped and rewritten
         if not self.results.exists() or self.results.stat().st_size == 0:
             rows, fieldnames = [], self.columns
         else:
@@ -455,7 +456,8 @@ class ResultsStore:
                 table = []
             fieldnames = table[0] if table else self.columns
             rows = [dict(zip(fieldnames, r)) for r in table[1:] if len(r) == len(fieldnames)]
-            if len(rows) != len(table) - 1:
+            short = len(rows) != max(len(table) - 1, 0)
+            if short:
                 _warn_torn(self.results)
         extra = [c for c in fieldnames if c not in self.columns]
         if extra:
@@ -475,7 +477,7 @@ class ResultsStore:
         good = [r for r in recs if all((r["method"], r["point"], c) in with_rows for c in record_chunks(r))]
         if len(good) != len(recs) or self.points.exists() and len(good) != _count_lines(self.points):
             atomic_write_text(self.points, "".join(json.dumps(r) + "\n" for r in good))
-        if fieldnames != self.columns or len(keep) != len(rows) or not self.results.exists() \
+        if fieldnames != self.columns or len(keep) != len(rows) or short or not self.results.exists() \
                 or self.results.stat().st_size == 0:
             buf = io.StringIO()
             w = csv.DictWriter(buf, self.columns, restval="")

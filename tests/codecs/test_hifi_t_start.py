@@ -14,9 +14,20 @@ import torch
 from linksim.codecs.diffusion.hifi import HiFiDiffCom, t_start
 from linksim.codecs.diffusion.schedules import Schedule, linear_betas
 
-from .test_diffusion_receivers import GaussianPrior
-
 AC = Schedule(linear_betas(1000)).alphas_cumprod
+
+
+def GaussianPrior():
+    """All HiFi-DiffCom's schedule needs of a prior: its ᾱ_t (kept light: no network)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(alphas_cumprod=AC)
+
+
+def test_the_test_vector():
+    """1/48 at -5...20 dB (the vector of test_diffusion_receivers), and the actual CBR enters."""
+    assert [t_start(c, "1/48", AC) for c in (-5, 0, 1, 5, 10, 15, 20)] == [256, 252, 251, 245, 235, 225, 215]
+    assert t_start(10, "1/24", AC) < t_start(10, "1/48", AC)
 
 
 def _count(csnr_db, rho, kappa=5.0, ac=AC):
@@ -76,3 +87,11 @@ def test_published_defaults():
     """HiFi-DiffCom's published step sizes: ζ = 0.25, γ = 0.25, lr = 1, κ = 5 (the paper's)."""
     r = HiFiDiffCom(GaussianPrior(), None, 10.0, "1/48", (4, 4))
     assert (r.zeta, r.gamma, r.lr, r.kappa) == (0.25, 0.25, 1.0, 5.0)
+
+
+@pytest.mark.parametrize("step_scale,nfe", [(0.999, 236), (0.45, 106), (0.1, 24), (0.004, 1)])
+def test_step_scale_takes_that_fraction_of_the_start_plus_one_steps(step_scale, nfe):
+    """NFE = round(step_scale · (t_start + 1)) at t_start 235 (10 dB, 1/48), at least 1."""
+    r = HiFiDiffCom(GaussianPrior(), None, 10.0, "1/48", (4, 4), step_scale=step_scale)
+    steps = r.timesteps()
+    assert len(steps) == nfe and steps[0] == 235 and steps[-1] == (0 if nfe > 1 else 235)

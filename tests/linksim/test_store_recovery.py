@@ -1,0 +1,126 @@
+"""The store's recovery on hand-written folders (no run): what ``read_points`` and
+``ResultsStore._recover`` keep, drop, rewrite and warn about (issue 12 items 1 and 9). Every
+expected file content is written out here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+
+import pytest
+
+from linksim.errors import LinksimError
+from linksim.scenario import scenario_from_dict
+from linksim.store import ResultsStore, columns_for, read_points
+
+RAW = {"name": "rec", "seed": 1, "device": "cpu", "channel": {"kind": "awgn"}, "sweep": {"ebno_db": [0, 1]},
+       "methods": [{"name": "a", "kind": "fake_study"}]}
+
+
+def _rec(point, **extra):
+    return json.dumps({"method": "a", "point": point, "seconds": 0.1, "point_metrics": {}, **extra}) + "\n"
+
+
+def _rows(scn, points):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, columns_for(scn), restval="")
+    w.writeheader()
+    for p in points:
+        w.writerow({"method": "a", "kind": "fake_study", "channel": "awgn", "point": p, "ber": "0.5"})
+    return buf.getvalue().replace("\r\n", "\n")  # as read_text() gives it back
+
+
+@pytest.fixture
+def scn(fake_methods):
+    return scenario_from_dict(RAW)
+
+
+def _warnings(caplog):
+    return [r for r in caplog.records if r.name == "linksim.store"]
+
+
+class TestReadPoints:
+    def test_missing_file_and_blank_lines(self, tmp_path):
+        assert read_points(tmp_path / "absent.jsonl") == []
+        p = tmp_path / "points.jsonl"
+        p.write_text(_rec("ebno_db=0") + "\n  \n" + _rec("ebno_db=1"))
+        assert [r["point"] for r in read_points(p)] == ["ebno_db=0", "ebno_db=1"]
+
+    def test_torn_and_garbled_last_lines_are_dropped_with_one_warning(self, tmp_path, caplog):
+        p = tmp_path / "points.jsonl"
+        p.write_text(_rec("ebno_db=0") + _rec("ebno_db=1")[:15])  # no newline: torn
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            assert [r["point"] for r in read_points(p)] == ["ebno_db=0"]
+        assert _warnings(caplog) == []  # a torn tail is cut silently here; the store warns when it cuts
+        p.write_text(_rec("ebno_db=0") + "\0\0\0\0\n")  # a complete but garbled last line (zero-filled block)
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            assert [r["point"] for r in read_points(p)] == ["ebno_db=0"]
+        assert len(_warnings(caplog)) == 1
+        p.write_text(_rec("ebno_db=0") + json.dumps({"method": "a"}) + "\n")  # a record without its point
+        assert [r["point"] for r in read_points(p)] == ["ebno_db=0"]
+
+    @pytest.mark.parametrize("middle", ["{not json\n", json.dumps({"point": "x"}) + "\n", "[1, 2]\n"])
+    def test_damage_before_the_last_line_is_an_error_naming_it(self, tmp_path, middle):
+        p = tmp_path / "points.jsonl"
+        p.write_text(_rec("ebno_db=0") + middle + _rec("ebno_db=1"))
+        with pytest.raises(LinksimError, match=r"points.jsonl: line 2 is not a finished-job record; rerun with --fresh"):
+            read_points(p)
+
+
+class TestRecover:
+    def test_consistent_folder_is_left_byte_for_byte(self, scn, tmp_path, caplog):
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + _rec("ebno_db=1"))
+        (tmp_path / "results.csv").write_text(_rows(scn, ["ebno_db=0", "ebno_db=1"]))
+        before = {f: (tmp_path / f).read_bytes() for f in ("points.jsonl", "results.csv")}
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            store = ResultsStore(tmp_path, scn)
+        assert store.finished() == {("a", "ebno_db=0"), ("a", "ebno_db=1")}
+        assert {f: (tmp_path / f).read_bytes() for f in before} == before and _warnings(caplog) == []
+
+    def test_orphan_rows_and_rowless_records_are_dropped(self, scn, tmp_path):
+        # ebno_db=0: record and row; ebno_db=1: a row whose record never came (killed between the
+        # two appends); and a record for a point with no row (its rows were lost)
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + _rec("ebno_db=7"))
+        (tmp_path / "results.csv").write_text(_rows(scn, ["ebno_db=0", "ebno_db=1"]))
+        store = ResultsStore(tmp_path, scn)
+        assert store.finished() == {("a", "ebno_db=0")}
+        assert (tmp_path / "points.jsonl").read_text() == _rec("ebno_db=0")
+        assert (tmp_path / "results.csv").read_text() == _rows(scn, ["ebno_db=0"])
+
+    def test_torn_tails_are_cut_to_the_last_complete_line(self, scn, tmp_path, caplog):
+        rows = _rows(scn, ["ebno_db=0", "ebno_db=1"])
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + _rec("ebno_db=1")[:20])
+        (tmp_path / "results.csv").write_text(rows + "a,fake_st")  # a third row torn mid-way
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            store = ResultsStore(tmp_path, scn)
+        assert store.finished() == {("a", "ebno_db=0")}
+        assert len(_warnings(caplog)) == 2  # one per torn file
+        assert (tmp_path / "points.jsonl").read_text() == _rec("ebno_db=0")
+        assert (tmp_path / "results.csv").read_text() == _rows(scn, ["ebno_db=0"])
+
+    def test_short_row_and_empty_files(self, scn, tmp_path, caplog):
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0"))
+        good = _rows(scn, ["ebno_db=0"])
+        (tmp_path / "results.csv").write_text(good + "a,fake_study\n")  # a complete but short row
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            ResultsStore(tmp_path, scn)
+        assert (tmp_path / "results.csv").read_text() == good and len(_warnings(caplog)) == 1
+        (tmp_path / "results.csv").write_text("")
+        store = ResultsStore(tmp_path, scn)
+        assert store.finished() == set() and (tmp_path / "points.jsonl").read_text() == ""
+        assert (tmp_path / "results.csv").read_text() == _rows(scn, [])
+
+    def test_narrower_header_is_widened_and_foreign_columns_refused(self, scn, tmp_path):
+        cols = columns_for(scn)
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0"))
+        narrow = [c for c in cols if c != "overhead"]
+        (tmp_path / "results.csv").write_text(",".join(narrow) + "\n" + ",".join(
+            {"method": "a", "point": "ebno_db=0", "ber": "0.5"}.get(c, "") for c in narrow) + "\n")
+        ResultsStore(tmp_path, scn)
+        head, row = (tmp_path / "results.csv").read_text().splitlines()
+        assert head.split(",") == cols and row.split(",")[cols.index("ber")] == "0.5"
+        (tmp_path / "results.csv").write_text(",".join(cols + ["alien"]) + "\n")
+        with pytest.raises(LinksimError, match=r"has columns this scenario does not write \(alien\)"):
+            ResultsStore(tmp_path, scn)
