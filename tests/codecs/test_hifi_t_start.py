@@ -95,3 +95,11 @@ def test_step_scale_takes_that_fraction_of_the_start_plus_one_steps(step_scale, 
     r = HiFiDiffCom(GaussianPrior(), None, 10.0, "1/48", (4, 4), step_scale=step_scale)
     steps = r.timesteps()
     assert len(steps) == nfe and steps[0] == 235 and steps[-1] == (0 if nfe > 1 else 235)
+
+
+def test_receiver_options_are_keyword_only():
+    prior = GaussianPrior()
+    r = HiFiDiffCom(prior=prior, jscc=None, csnr_db=10.0, cbr="1/48", image_shape=(4, 4), gamma=0.5)
+    assert r.gamma == 0.5 and r.t_adaptive == 235
+    with pytest.raises(TypeError):
+        HiFiDiffCom(prior, None, 10.0, "1/48", (4, 4), 0.5)  # ζ passed by position

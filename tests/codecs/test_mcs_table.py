@@ -60,7 +60,7 @@ def test_load_bler_table(tmp_path):
 
 
 @pytest.mark.parametrize("symbols,bps,rate", [(1024, 2, 0.5), (3000, 4, 0.75), (700, 6, 0.2), (40, 2, 0.95),
-                                              (5000, 2, 0.3), (513, 4, 0.6)])
+                                              (5000, 2, 0.3), (513, 4, 0.6), (256, 2, 0.2), (1000, 2, 0.2)])
 def test_codeword_layout_rules(symbols, bps, rate):
     """C = max(1, G // 1024), n = floor(G / C / bps)·bps, k = round(r n) (>= n/5), C = G // n."""
     g = symbols * bps
@@ -73,6 +73,8 @@ def test_codeword_layout_rules(symbols, bps, rate):
         return
     lay = codeword_layout(symbols, bps, rate)
     assert (lay.n, lay.k, lay.num_codewords, lay.bits_per_symbol) == (n, k, g // n, bps)
+    assert all(type(v) is int for v in (lay.n, lay.k, lay.num_codewords, lay.num_symbols))  # LDPC sizes
+    assert lay.k * 5 >= lay.n  # never below 5G LDPC's lowest rate 1/5 (round(0.2 x 512) = 102 < 103)
     assert lay.num_symbols == (g // n) * n // bps <= symbols
     assert lay.coderate == pytest.approx(k / n)
 
