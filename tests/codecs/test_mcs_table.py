@@ -107,3 +107,17 @@ def test_select_mcs_uses_the_image_error_rate():
     assert select_mcs(20.0, 4096, 0.0, TABLE, cands) == QAM16  # zero-error points
     assert select_mcs(3.0, 10, 1.0, TABLE, cands) is None  # no layout fits 10 symbols
     assert select_mcs(3.0, 4096, 1.0, TABLE, (QAM16, QPSK)) == QAM16  # order of candidates irrelevant
+
+
+def test_a_candidate_that_does_not_fit_is_skipped_not_the_end():
+    """20 symbols: QPSK gives 40 coded bits (no codeword fits), 16-QAM 80 (one does)."""
+    assert select_mcs(20.0, 20, 0.1, TABLE, (QPSK, QAM16)) == QAM16
+
+
+def test_an_interior_zero_error_point_is_the_floor():
+    """A grid point where the simulation saw no error, before the last point: the interpolation
+    stands on the 1e-6 floor there (not log 0), and falls log-linearly from the point before."""
+    t = BlerTable({"curves": {"qpsk-512": {"csnr_db": [0, 1, 2], "bler": [0.1, 0.0, 0.0]}}})
+    assert t.bler(QPSK, 1.0) == pytest.approx(1e-6)
+    assert t.bler(QPSK, 0.5) == pytest.approx(10 ** (-1 + 0.5 * -5))
+    assert t.bler(QPSK, 2.0) == 0.0  # the last point: its value
