@@ -103,3 +103,9 @@ def test_receiver_options_are_keyword_only():
     assert r.gamma == 0.5 and r.t_adaptive == 235
     with pytest.raises(TypeError):
         HiFiDiffCom(prior, None, 10.0, "1/48", (4, 4), 0.5)  # ζ passed by position
+
+
+def test_start_scale_multiplies_the_adaptive_start():
+    """The paper's N: t_start' = int(t_start · N) (235 · 0.5 = 117.5 -> 117)."""
+    assert HiFiDiffCom(GaussianPrior(), None, 10.0, "1/48", (4, 4), start_scale=0.5).t_start == 117
+    assert HiFiDiffCom(GaussianPrior(), None, 10.0, "1/48", (4, 4), start_scale=2.0).t_start == 470

@@ -121,3 +121,9 @@ def test_an_interior_zero_error_point_is_the_floor():
     assert t.bler(QPSK, 1.0) == pytest.approx(1e-6)
     assert t.bler(QPSK, 0.5) == pytest.approx(10 ** (-1 + 0.5 * -5))
     assert t.bler(QPSK, 2.0) == 0.0  # the last point: its value
+
+
+def test_too_few_information_bits_at_the_lowest_rate():
+    """64 coded bits at rate 1/5: k = 13, far below the CRC's 24 + 8 bits: refused."""
+    with pytest.raises(ValueError, match="too few for one LDPC codeword"):
+        codeword_layout(32, 2, 0.2)
