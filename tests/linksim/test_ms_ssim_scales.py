@@ -76,3 +76,16 @@ def test_single_scale_is_ssim():
     x = torch.rand(2, 3, 16, 16, generator=g)
     y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     torch.testing.assert_close(ms_ssim(x, y), ssim(y, x, data_range=1.0, reduction="none"), atol=1e-5, rtol=0)
+
+
+def test_tall_image_uses_its_width():
+    """200 x 64 px: the 64 px width decides (3 scales), as torchmetrics with those 3 betas."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 3, 200, 64, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    b = (0.0448, 0.2856, 0.3001)
+    ref = tm(y, x, data_range=1.0, kernel_size=11, sigma=1.5, betas=tuple(v / sum(b) for v in b),
+             reduction="none", normalize="relu")
+    torch.testing.assert_close(ms_ssim(x, y), ref)
