@@ -127,3 +127,22 @@ def test_too_few_information_bits_at_the_lowest_rate():
     """64 coded bits at rate 1/5: k = 13, far below the CRC's 24 + 8 bits: refused."""
     with pytest.raises(ValueError, match="too few for one LDPC codeword"):
         codeword_layout(32, 2, 0.2)
+
+
+def test_default_target_is_ten_percent_image_error():
+    """Default target 0.1: at 3 dB QPSK's image error is 1 - (1 - 10^-2)^8 = 0.077 (kept), at
+    2.5 dB 1 - (1 - 10^-1.5)^8 = 0.23 (too high)."""
+    lay = codeword_layout(4096, 2, 0.5)
+    assert lay.num_codewords == 8
+    assert select_mcs(3.0, 4096, table=TABLE, candidates=(QPSK,)) == QPSK
+    assert select_mcs(2.5, 4096, table=TABLE, candidates=(QPSK,)) is None
+
+
+def test_equal_efficiency_keeps_the_first_candidate():
+    """QPSK 512/1024 and 16-QAM 256/1024 both carry 1 bit per symbol: the first listed is kept."""
+    q16 = MCS("16qam", 256)
+    t = BlerTable({"curves": {"qpsk-512": {"csnr_db": [0, 1], "bler": [1.0, 0.0]},
+                              "16qam-256": {"csnr_db": [0, 1], "bler": [1.0, 0.0]}}})
+    assert q16.efficiency == QPSK.efficiency == 1.0
+    assert select_mcs(5.0, 4096, 0.1, t, (QPSK, q16)) is QPSK
+    assert select_mcs(5.0, 4096, 0.1, t, (q16, QPSK)) is q16
