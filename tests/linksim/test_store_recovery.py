@@ -107,6 +107,10 @@ class TestRecover:
         with caplog.at_level(logging.WARNING, logger="linksim.store"):
             ResultsStore(tmp_path, scn)
         assert (tmp_path / "results.csv").read_text() == good and len(_warnings(caplog)) == 1
+        long_row = good.splitlines()[1] + ",extra"
+        (tmp_path / "results.csv").write_text(good + long_row + "\n")  # a row with one cell too many
+        ResultsStore(tmp_path, scn)
+        assert (tmp_path / "results.csv").read_text() == good
         (tmp_path / "results.csv").write_text("")
         store = ResultsStore(tmp_path, scn)
         assert store.finished() == set() and (tmp_path / "points.jsonl").read_text() == ""
