@@ -128,3 +128,11 @@ class TestRecover:
         (tmp_path / "results.csv").write_text(",".join(cols + ["alien"]) + "\n")
         with pytest.raises(LinksimError, match=r"has columns this scenario does not write \(alien\)"):
             ResultsStore(tmp_path, scn)
+
+    def test_garbled_last_record_is_removed_from_the_file(self, scn, tmp_path):
+        """A complete-looking but garbled last line (a zero-filled block after a crash) is not only
+        skipped on reading: the file is rewritten without it."""
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + "\0\0\0\0\n")
+        (tmp_path / "results.csv").write_text(_rows(scn, ["ebno_db=0"]))
+        ResultsStore(tmp_path, scn)
+        assert (tmp_path / "points.jsonl").read_text() == _rec("ebno_db=0")
