@@ -155,6 +155,9 @@ class ImageMethod(ABC):
 
     transmitter: Transmitter | None = None
     receiver: Receiver | None = None
+    #: an image method transmits images: the engine sends every image through it and evaluates the
+    #: reconstructions (a phy study declares ``False``); the engine dispatches on this, not on classes
+    sends_images: bool = True
     #: per-image columns this method adds to ``results.csv`` from :attr:`Decoded.extras` (the
     #: header is fixed before a run starts, so they are declared here, not discovered)
     extra_columns: tuple[str, ...] = ()

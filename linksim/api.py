@@ -77,7 +77,7 @@ def run(scenario: Any, *, output: str | Path | None = None, fresh: bool = False,
     :param strict_metrics: a metric whose weights are absent is an error (before any work)
     """
     from linksim.cli import _plot
-    from linksim.engine import run_scenario
+    from linksim.runner import run_scenario
 
     scn = load_scenario(scenario)
     out = run_scenario(scn, output=output, fresh=fresh, strict_metrics=strict_metrics)

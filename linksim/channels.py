@@ -2,7 +2,10 @@
 
 Each model holds exactly the :class:`linksim.phy.links.LinkConfig` fields that matter for its kind
 (unknown keys are errors) and maps onto a ``LinkConfig`` with :meth:`ChannelConfig.link_config`.
-The models are registered in :data:`linksim.registry.CHANNELS`; the scenario picks one by ``kind``.
+The models are registered in :data:`linksim.registry.CHANNELS` beside the :class:`linksim.phy.links.Link`
+class of their kind; the scenario picks one by ``kind``, and ``link_config()`` hands that class to the
+chains (``LinkConfig.link``), so a channel kind is built from its registry entry alone — a plug-in's
+too. A plug-in's own settings (keys that are not ``LinkConfig`` fields) travel as ``LinkConfig.options``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-__all__ = ["ChannelConfig", "AWGNConfig", "RayleighConfig", "OFDMConfig", "TDLConfig", "build_link"]
+__all__ = ["ChannelConfig", "AWGNConfig", "RayleighConfig", "OFDMConfig", "TDLConfig"]
 
 
 class ChannelConfig(BaseModel):
@@ -27,10 +30,18 @@ class ChannelConfig(BaseModel):
     ENGINE_KEYS: ClassVar[tuple[str, ...]] = ("draws",)
 
     def link_config(self):
-        """The :class:`linksim.phy.links.LinkConfig` this section describes."""
-        from linksim.phy.links import LinkConfig
+        """The :class:`linksim.phy.links.LinkConfig` this section describes, with the link class
+        registered for its kind (``LinkConfig.link``) and its non-``LinkConfig`` keys as ``options``."""
+        from dataclasses import fields
 
-        return LinkConfig(**self.model_dump(exclude=set(self.ENGINE_KEYS)))
+        from linksim.phy.links import LinkConfig
+        from linksim.registry import CHANNELS
+
+        values = self.model_dump(exclude=set(self.ENGINE_KEYS))
+        known = {f.name for f in fields(LinkConfig)}
+        options = tuple(sorted((k, v) for k, v in values.items() if k not in known))
+        return LinkConfig(**{k: v for k, v in values.items() if k in known}, link=CHANNELS.get(self.kind),
+                          options=options)
 
     def label(self) -> str:
         """Short label for tables and legends, e.g. ``ofdm/lmmse``."""
@@ -91,10 +102,3 @@ class TDLConfig(ChannelConfig, _Grid, _Clip):
 
     def label(self) -> str:
         return f"{self.kind}-{self.tdl_model}/{self.estimator}"
-
-
-def build_link(cfg: ChannelConfig, num_symbols: int, device: str = "cpu"):
-    """Build the :class:`linksim.phy.links.Link` for ``cfg`` carrying ``num_symbols`` per example."""
-    from linksim.phy.chains import build_link as _build
-
-    return _build(cfg.link_config(), num_symbols, device)

@@ -85,7 +85,7 @@ def validate(
 def _set_metric_notes(scn) -> list[str]:
     """Set metrics (FID, KID) requested on fewer samples per point than they need: they will be
     reported unavailable (empty cells, reason in run.json), never a NaN or a meaningless number."""
-    from linksim.engine import has_image_methods
+    from linksim.configs import has_image_methods
 
     from linksim.metrics import SET_METRICS
 
@@ -116,7 +116,7 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from linksim.engine import run_scenario
+    from linksim.runner import run_scenario
     from linksim.scenario import load_scenario
 
     console = Console(stderr=True)
@@ -161,11 +161,14 @@ def _plot(run_dir: Path, reference: str | None = None) -> list[Path]:
     """Figures and ``report.md`` of a run folder.
 
     Image rows: :func:`linksim.reports.make_report` (RD-perception figures, reconstruction grids,
-    tables). Phy-study rows: the BER figure and a BER table in ``report.md`` (appended after the
-    image report in a run that has both).
+    tables). Rows of methods that declare a ``ber`` result column (``result_columns`` of their
+    registered class, e.g. phy studies): the BER figure and a BER table in ``report.md`` (appended
+    after the image report in a run that has both). A kind no longer registered (a plug-in that is
+    not installed) counts as declaring ``ber`` when its rows have values there.
     """
     import pandas as pd
 
+    from linksim.registry import METHODS
     from linksim.reports import make_report
     from linksim.studies import plot_ber
 
@@ -178,9 +181,15 @@ def _plot(run_dir: Path, reference: str | None = None) -> list[Path]:
     has_images = "image" in df and df["image"].notna().any()
     if has_images:
         made += list(make_report(run_dir, reference=reference))
-    phy = df[df["ber"].notna()] if "ber" in df else df.iloc[0:0]
+    def declares_ber(kind) -> bool:
+        if kind in METHODS:
+            return "ber" in getattr(METHODS.get(kind), "result_columns", ())
+        return "ber" in df and bool(df.loc[df["kind"] == kind, "ber"].notna().any())
+
+    ber_kinds = [k for k in df["kind"].dropna().unique() if declares_ber(k)] if "kind" in df else []
+    phy = df[df["kind"].isin(ber_kinds)] if ber_kinds else df.iloc[0:0]
     if not phy.empty:
-        figures = plot_ber(run_dir) if "kind" in df and (df["kind"] == "phy_ber").any() else []
+        figures = plot_ber(run_dir, kinds=ber_kinds)
         made += figures
         made.append(_phy_report(run_dir, phy, figures, append=has_images))
     return made

@@ -217,11 +217,9 @@ def _first_line(cls) -> str:
 
 def _builtin_names(registry) -> list[str]:
     """The built-in components of a registry (plug-ins document themselves)."""
-    from linksim.metrics import BUILTIN_METRICS
-    from linksim.registry import BUILTINS, METRICS
+    from linksim.registry import BUILTINS
 
-    rows = BUILTIN_METRICS if registry is METRICS else BUILTINS[registry]
-    return sorted(r[0] for r in rows)
+    return sorted(r[0] for r in BUILTINS[registry])
 
 
 def scenario_reference() -> str:

@@ -1,205 +1,41 @@
-"""The discrete-event core (DESIGN.md §6), on SimPy.
+"""Running one job (layer L3, docs/INTERNALS.md): one method at one sweep point.
 
-One job = one method at one sweep point. Its messages (images, or for phy studies one block of
-Monte-Carlo work) flow through three SimPy processes::
-
-    source --(t_arrival, traffic model)--> transmitter --(channel busy for the airtime)-->
-        receiver queue --(server; service time = measured decode time)--> done (t_done)
-
-* **source**: emits message ``i`` at ``t_arrival[i]`` (``batch``: all at 0; ``periodic``; ``poisson``).
-* **transmitter**: the channel is a ``simpy.Resource`` of capacity 1; a message holds it for its
-  airtime (:func:`airtime_s`: whole OFDM slots, symbol duration including the cyclic prefix).
-  The channel realization a message sees is indexed by its coherence interval
-  ``floor(t_tx_start / coherence_time_s)`` (per message when no coherence time is given).
-* **receiver**: a server taking up to ``max_batch`` waiting messages (``batch`` traffic: all of
-  them, a plain Monte-Carlo batch); its service time is the measured wall-clock time of the
-  decode (or a model of it, ``service_time``).
-
-Every message carries its timestamps, so latency, queueing delay and deadline misses are results
-columns like any metric. The engine does not know what a method does: :func:`simulate` takes a
-``serve(batch) -> (results, seconds)`` callable; :func:`run_job` builds it for image methods
-(:class:`linksim.codecs.base.ImageMethod`) and phy studies (:class:`linksim.studies.Study`).
+:func:`run_job` is the one place a job runs, whatever the executor (:mod:`linksim.executors`):
+it builds the method from the registry, sends its messages (images, or for phy studies one block of
+Monte-Carlo work) through the discrete-event simulation of :mod:`linksim.des` (DESIGN.md §6),
+evaluates the reconstructions (:class:`RunResources` holds the run's images and metric objects) and
+writes the saved images. What a method is, is declared by its class (``sends_images``,
+``result_columns``, ``extra_columns``, ``uses_side``), read here and nowhere else by class checks.
+The messages' timestamps become results columns (latency, queueing delay, deadline misses).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable
 
-import simpy
-
+from linksim.configs import metric_names
+from linksim.des import Message, airtime_s, arrival_times, simulate
 from linksim.errors import LinksimError
-from linksim.sweep import sub_seed
+from linksim.files import atomic_path
+from linksim.registry import METHODS, METRICS
+from linksim.sweep import operating_point, point_dirname, safe_name, sub_seed
 
 __all__ = [
-    "Message",
     "JobResult",
-    "arrival_times",
-    "airtime_s",
-    "simulate",
-    "operating_point",
     "resolve_device",
     "run_job",
-    "run_scenario",
-    "sub_seed",
     "RunResources",
-    "DEFAULT_METRICS",
-    "metric_names",
     "recon_folder",
     "worker_resources",
 ]
 
-#: Metrics of a scenario that names none (``metrics:`` absent or empty): cheap, no weight files.
-DEFAULT_METRICS = ("psnr", "ms_ssim")
 #: Images per metric call: bounds the memory of the backbone metrics (LPIPS, DISTS, Inception).
 METRIC_CHUNK = 16
-
-
-@dataclass
-class Message:
-    """One message and its timestamps [s, simulated time].
-
-    :param id: position in the source's order
-    :param payload: what the serve callable needs (an image index, a work item)
-    :param t_arrival: when the source emits it
-    :param airtime_s: how long it occupies the channel
-    :param deadline_s: latency budget (``None``: none)
-    """
-
-    id: int
-    payload: Any
-    t_arrival: float
-    airtime_s: float = 0.0
-    deadline_s: float | None = None
-    t_tx_start: float = math.nan
-    t_tx_end: float = math.nan
-    t_rx_start: float = math.nan
-    t_done: float = math.nan
-    channel_block: int = 0
-    result: Any = None
-
-    @property
-    def latency_s(self) -> float:
-        """``t_done - t_arrival``."""
-        return self.t_done - self.t_arrival
-
-    @property
-    def queue_s(self) -> float:
-        """Time spent waiting: for the channel plus for the receiver."""
-        return (self.t_tx_start - self.t_arrival) + (self.t_rx_start - self.t_tx_end)
-
-    @property
-    def deadline_missed(self) -> bool | None:
-        """``latency_s > deadline_s`` (``None`` without a deadline)."""
-        return None if self.deadline_s is None else bool(self.latency_s > self.deadline_s)
-
-
-def arrival_times(traffic, num: int, seed: int) -> list[float]:
-    """Arrival times [s] of ``num`` messages under the traffic model.
-
-    :param traffic: :class:`linksim.scenario.TrafficConfig` (``kind``, ``interval_s``, ``rate_hz``)
-    :param seed: seeds the Poisson process
-    :output: non-decreasing list, first arrival at 0 (``batch``: all 0)
-    """
-    if traffic.kind == "batch":
-        return [0.0] * num
-    if traffic.kind == "periodic":
-        return [i * traffic.interval_s for i in range(num)]
-    rng = random.Random(seed)
-    t, out = 0.0, []
-    for _ in range(num):
-        out.append(t)
-        t += rng.expovariate(traffic.rate_hz)
-    return out
-
-
-def airtime_s(grid, channel, numerology) -> float:
-    """Airtime [s] of one message laid out as ``grid``.
-
-    OFDM (``grid.subcarriers > 0``): ``num_frames · (data + pilot symbols)`` OFDM symbols, each
-    ``(M + cp) / (M · Δf)`` long, rounded up to whole slots of ``symbols_per_slot`` symbols.
-    Flat channels: ``num_data / symbol_rate_hz`` (single carrier, no pilots).
-
-    :param grid: :class:`linksim.phy.links.GridInfo`
-    :param channel: the point's channel config (``subcarrier_spacing`` [Hz], ``cp`` for OFDM)
-    :param numerology: :class:`linksim.scenario.NumerologyConfig`
-    """
-    if getattr(grid, "subcarriers", 0):
-        m = grid.subcarriers
-        cp = grid.cp_samples // max(grid.num_frames * (grid.data_symbols + grid.pilot_symbols), 1)
-        t_sym = (m + cp) / (m * channel.subcarrier_spacing)
-        symbols = grid.num_frames * (grid.data_symbols + grid.pilot_symbols)
-        slots = math.ceil(symbols / numerology.symbols_per_slot)
-        return slots * numerology.symbols_per_slot * t_sym
-    return grid.num_data / numerology.symbol_rate_hz
-
-
-def simulate(
-    messages: Sequence[Message],
-    serve: Callable[[list[Message]], tuple[list[Any], float]],
-    batch_all: bool = True,
-    max_batch: int = 1,
-    service_time: Callable[[list[Message]], float] | None = None,
-    coherence_time_s: float | None = None,
-) -> list[Message]:
-    """Run the source -> transmitter -> receiver event simulation; fills the messages' timestamps.
-
-    :param messages: with ``t_arrival`` and ``airtime_s`` set
-    :param serve: ``serve(batch) -> (results, seconds)``: does the real work for a batch of messages
-        (in the order given), returns one result per message and the measured decode time [s]
-    :param batch_all: the receiver waits for all messages and serves them as one batch
-        (Monte-Carlo); otherwise it serves up to ``max_batch`` waiting messages at a time
-    :param service_time: a model of the service time [s] of a batch (default: the measured seconds)
-    :param coherence_time_s: channel block length; ``None`` gives every message its own block
-    :output: the same messages, with ``t_tx_start, t_tx_end, t_rx_start, t_done, channel_block,
-        result`` set
-    """
-    env = simpy.Environment()
-    air = simpy.Resource(env, capacity=1)
-    queue = simpy.Store(env)
-    msgs = sorted(messages, key=lambda m: (m.t_arrival, m.id))
-    total = len(msgs)
-
-    def transmit(m: Message):
-        with air.request() as req:
-            yield req
-            m.t_tx_start = env.now
-            m.channel_block = int(env.now // coherence_time_s) if coherence_time_s else m.id
-            yield env.timeout(m.airtime_s)
-            m.t_tx_end = env.now
-        yield queue.put(m)
-
-    def source():
-        for m in msgs:
-            if m.t_arrival > env.now:
-                yield env.timeout(m.t_arrival - env.now)
-            env.process(transmit(m))
-
-    def receiver():
-        served = 0
-        while served < total:
-            batch = [(yield queue.get())]
-            limit = total - served if batch_all else max_batch
-            while len(batch) < limit and (batch_all or queue.items):
-                batch.append((yield queue.get()))
-            for m in batch:
-                m.t_rx_start = env.now
-            results, seconds = serve(batch)
-            yield env.timeout(service_time(batch) if service_time is not None else seconds)
-            for m, r in zip(batch, results, strict=True):
-                m.t_done, m.result = env.now, r
-            served += len(batch)
-
-    env.process(source())
-    env.process(receiver())
-    env.run()
-    return list(messages)
 
 
 @dataclass
@@ -218,37 +54,6 @@ class JobResult:
     seconds: float = 0.0
     unavailable: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-
-def metric_names(scenario) -> list[str]:
-    """The metrics a run computes: the scenario's ``metrics:`` or :data:`DEFAULT_METRICS`."""
-    return list(dict.fromkeys(scenario.metrics)) or list(DEFAULT_METRICS)
-
-
-def _is_study(cls) -> bool:
-    from linksim.studies import Study
-
-    return isinstance(cls, type) and issubclass(cls, Study)
-
-
-def method_run_info(scenario) -> dict[str, dict]:
-    """``{method name: what the method's class says about it}`` for ``run.json``: only the methods
-    with something to state (e.g. DiffJSCC's prompt), from :meth:`ImageMethod.run_info`."""
-    from linksim.registry import METHODS
-
-    out = {}
-    for m in scenario.methods:
-        info = getattr(METHODS.get(m.kind), "run_info", None)
-        if info is not None and (d := info(m)):
-            out[m.name] = d
-    return out
-
-
-def has_image_methods(scenario) -> bool:
-    """True when at least one method of ``scenario`` transmits images (not a phy study)."""
-    from linksim.registry import METHODS
-
-    return any(not _is_study(METHODS.get(m.kind)) for m in scenario.methods)
 
 
 class RunResources:
@@ -288,7 +93,6 @@ class RunResources:
         """
         if self._metrics is None:
             from linksim.metrics import MetricUnavailableWarning, build_metrics
-            from linksim.registry import METRICS
 
             factories = {n: METRICS.get(n) for n in self.metric_names}
             with warnings.catch_warnings():
@@ -345,21 +149,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def operating_point(scenario, point, device: str = "cpu"):
-    """The :class:`linksim.codecs.base.OperatingPoint` of ``point`` (what a method sees)."""
-    from linksim.codecs.base import OperatingPoint
-
-    return OperatingPoint(
-        csnr_db=point.csnr_db,
-        cbr=point.cbr,
-        link=point.channel.link_config(),
-        image_shape=scenario.data.shape if scenario.data is not None else None,
-        device=device,
-        seed=point.seed,
-        ebno_db=point.ebno_db,
-    )
-
-
 def _base_row(scenario, job, config) -> dict:
     p = job.point
     row = {
@@ -383,13 +172,11 @@ def run_job(scenario, job, device: str = "cpu", progress: Callable | None = None
     :param resources: images and metrics shared by the run's jobs (default: a fresh
         :class:`RunResources` for this job alone)
     """
-    from linksim.registry import METHODS
-
     config = scenario.methods[job.method_index]
     cls = METHODS.get(config.kind)
     op = operating_point(scenario, job.point, device)
     t0 = time.perf_counter()
-    if _is_study(cls):
+    if not getattr(cls, "sends_images", True):
         result = _run_study(scenario, job, cls, config, op, progress)
     else:
         if resources is None:
@@ -612,8 +399,6 @@ def recon_folder(out_dir, job) -> Path:
     """``recon/<method>/<point folder>`` of a job (DESIGN.md §5), named by
     :func:`linksim.sweep.point_dirname` (``10_1-24``, ``0_1-48,channel.estimator=ls``) and read back
     by the reports with :func:`linksim.sweep.parse_point_dirname`."""
-    from linksim.sweep import point_dirname, safe_name
-
     values = dict(job.point.values)
     # csnr/cbr also when a method fixes them itself (not swept): the folder always has the DESIGN.md head
     return Path(out_dir) / "recon" / safe_name(job.method) / point_dirname(values)
@@ -626,8 +411,6 @@ def _write_pngs(folder, names, images) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     arr = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    from linksim.store import atomic_path
-
     for name, a in zip(names, arr):
         with atomic_path(folder / f"{name}.png") as tmp:
             Image.fromarray(a).save(tmp)
@@ -636,98 +419,3 @@ def _write_pngs(folder, names, images) -> None:
 def _save_images(out_dir, job, names, x_hat) -> None:
     """``recon/<method>/<csnr_db>_<cbr>/<image>.png``, lossless (DESIGN.md §5)."""
     _write_pngs(recon_folder(out_dir, job), names, x_hat)
-
-
-def _todo(scenario, store, all_jobs, names: list[str] | None) -> list:
-    """The jobs still to run: phy studies without a record; image jobs with the image chunks they
-    lack (:meth:`linksim.store.ResultsStore.image_chunks`).
-
-    :raises LinksimError: images were added to finished points while set metrics (FID, KID), which
-        describe all images of a point at once, are requested
-    """
-    import dataclasses
-
-    from linksim.metrics import SET_METRICS
-    from linksim.registry import METHODS
-
-    done = store.done_chunks()
-    if names is None:
-        return [j for j in all_jobs if j.key not in done]
-    chunks = [(c, tuple(n)) for c, n in enumerate(store.image_chunks(names))]
-    todo, grown = [], []
-    for j in all_jobs:
-        if _is_study(METHODS.get(scenario.methods[j.method_index].kind)):
-            if j.key not in done:
-                todo.append(j)
-            continue
-        have = done.get(j.key, set())
-        missing = tuple((c, n) for c, n in chunks if c not in have)
-        if missing:
-            todo.append(dataclasses.replace(j, chunks=missing))
-            if have:
-                grown.append(j)
-    sets = [m for m in metric_names(scenario) if m in SET_METRICS]
-    if grown and sets:
-        raise LinksimError(
-            f"{store.dir}: images were added to finished points, but set metrics ({', '.join(sets)}) describe all "
-            "images of a point at once; rerun with --fresh (or choose another --output)")
-    return todo
-
-
-def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_job=None,
-                 strict_metrics: bool = False):
-    """Run every (method, point) job of ``scenario`` that is not finished yet; store as it goes.
-
-    Image runs build their metrics once (lazily, only those of ``metrics:``, default
-    :data:`DEFAULT_METRICS`), write ``recon/original/<image>.png`` once when ``save_images`` is set,
-    and issue one :class:`linksim.metrics.MetricUnavailableWarning` per unavailable metric.
-
-    :param output: output folder (default: ``scenario.output_dir``)
-    :param fresh: start over instead of resuming
-    :param progress: ``progress(job, info)`` per batch (in-process executor)
-    :param on_job: ``on_job(job, result, skipped: bool)`` after each job is stored (or skipped)
-    :param strict_metrics: a metric whose weights are absent is an error, raised before any work
-    :output: the output folder
-    :raises linksim.errors.WeightsUnavailable: ``strict_metrics`` and a metric's weight file is absent
-    """
-    from linksim.metrics import MetricUnavailableWarning
-    from linksim.store import ResultsStore
-    from linksim.sweep import jobs, run_jobs
-
-    out = Path(output) if output is not None else scenario.output_dir
-    device = resolve_device(scenario.device)
-    resources = RunResources(scenario, device, out, strict=strict_metrics)
-    images = has_image_methods(scenario)
-    if strict_metrics and images:
-        resources.metrics()  # raises WeightsUnavailable before any output is written
-    store = ResultsStore(out, scenario, fresh=fresh)
-    all_jobs = jobs(scenario)
-    todo = _todo(scenario, store, all_jobs, resources.images()[1] if images else None)
-    if on_job:
-        pending = {j.key for j in todo}
-        for j in all_jobs:
-            if j.key not in pending:
-                on_job(j, None, True)
-    t0 = time.perf_counter()
-    if images and scenario.save_images and (todo or not (out / "recon" / "original").is_dir()):
-        resources.save_originals()
-    warned: set[str] = set()
-
-    def stored(job, result):
-        store.append(job.method, job.point.key, result, [c for c, _ in job.chunks] or None)
-        for name, reason in result.unavailable.items():
-            if name not in warned:  # one warning per metric per run, whichever worker saw it
-                warned.add(name)
-                warnings.warn(f"metric '{name}' unavailable, its cells stay empty: {reason}",
-                              MetricUnavailableWarning, stacklevel=2)
-        if on_job:
-            on_job(job, result, False)
-
-    run_jobs(scenario, todo, device, stored, progress, resources=resources)
-    store.write_summary()
-    store.write_run_json({
-        "name": scenario.name, "device": device, "executor": scenario.executor, "jobs": len(all_jobs),
-        "jobs_run": len(todo), "jobs_resumed": len(all_jobs) - len(todo),
-        "seconds": time.perf_counter() - t0, "methods": method_run_info(scenario),
-    })
-    return out

@@ -15,7 +15,7 @@ from linksim.codecs.gesco.method import GescoSettings
 from linksim.codecs.jscc.method import JSCCSettings
 from linksim.codecs.lrisc.method import LRISCSettings
 from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
-from linksim.scenario import MethodConfig
+from linksim.configs import MethodConfig
 
 __all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",
            "BlindDiffComConfig", "DiffJSCCConfig", "GescoConfig", "LRISCConfig"]

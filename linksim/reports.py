@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from linksim.errors import DataError
-from linksim.store import atomic_path, atomic_write_text
+from linksim.files import atomic_path, atomic_write_text
 from linksim.summary import as_bool, paired_differences, t_interval
 from linksim.sweep import parse_key, parse_point_dirname, point_dirname, safe_name
 

@@ -19,9 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    PositiveFloat,
     PositiveInt,
     SerializeAsAny,
     ValidationError,
@@ -30,8 +28,20 @@ from pydantic import (
 )
 
 from linksim.channels import ChannelConfig
+from linksim.configs import (
+    SWEEP_AXES,
+    DataConfig,
+    KeyProblem,
+    MethodConfig,
+    NumerologyConfig,
+    TrafficConfig,
+    _Strict,
+    has_image_methods,
+    parse_cbr,
+)
 from linksim.errors import ScenarioError
 from linksim.registry import CHANNELS, METHODS, METRICS
+from linksim.sweep import check_points as _check_points
 
 __all__ = [
     "Scenario",
@@ -44,126 +54,6 @@ __all__ = [
     "parse_cbr",
     "SWEEP_AXES",
 ]
-
-#: Sweep axes besides the dotted ``channel.<key>`` overrides.
-SWEEP_AXES = ("csnr_db", "ebno_db", "cbr")
-
-
-class _KeyProblem(Exception):
-    """Internal: a problem at a key path, turned into a ScenarioError by :func:`scenario_from_dict`."""
-
-    def __init__(self, key_path: str, msg: str):
-        super().__init__(f"{key_path}: {msg}")
-        self.key_path = key_path
-        self.msg = msg
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MethodConfig(_Strict):
-    """Base of every method's config model.
-
-    :param name: the method's name in results and legends (default: its ``kind``)
-    :param kind: the registered method kind
-    """
-
-    name: str | None = None
-    kind: str
-
-    @model_validator(mode="after")
-    def _default_name(self):
-        if self.name is None:
-            object.__setattr__(self, "name", self.kind)
-        return self
-
-
-class DataConfig(_Strict):
-    """``data:`` — which images (DESIGN.md §4)."""
-
-    source: Literal["embedded", "folder", "scenes", "cityscapes", "coco_stuff"] = "embedded"
-    folder: Path | None = None
-    size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
-    limit: PositiveInt | None = 8
-    names: list[str] | None = None  # pick images by name (embedded names or file stems), in order
-    on_error: Literal["raise", "skip"] = "raise"
-    seed: int = 0  # source: scenes — which procedural scenes (scene i of seed S is fixed)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)`` of the images after the centre crop."""
-        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
-
-    @model_validator(mode="after")
-    def _folder(self):
-        if self.source in ("folder", "cityscapes", "coco_stuff"):
-            if self.folder is None:
-                raise _KeyProblem("data.folder", f"source: {self.source} needs a folder path")
-            if not Path(self.folder).expanduser().is_dir():
-                raise _KeyProblem("data.folder", f"folder {str(self.folder)!r} does not exist")
-        return self
-
-
-class TrafficConfig(_Strict):
-    """``traffic:`` — when messages (images, bit blocks) arrive at the transmitter (DESIGN.md §6).
-
-    ``batch`` (default): everything at ``t = 0``, decoded in one batch (a plain Monte-Carlo point).
-    ``periodic``: one message every ``interval_s``. ``poisson``: exponential inter-arrival times
-    with rate ``rate_hz`` (seeded by the point seed).
-    """
-
-    kind: Literal["batch", "periodic", "poisson"] = "batch"
-    interval_s: PositiveFloat | None = Field(None, description="periodic: [s] between messages")
-    rate_hz: PositiveFloat | None = Field(None, description="poisson: mean arrivals per second")
-    deadline_s: PositiveFloat | None = Field(None, description="latency budget per message [s]")
-    max_batch: PositiveInt = Field(1, description="periodic/poisson: most messages decoded together")
-
-    @model_validator(mode="after")
-    def _params(self):
-        if self.kind == "periodic" and self.interval_s is None:
-            raise _KeyProblem("traffic.interval_s", "periodic traffic needs interval_s [s]")
-        if self.kind == "poisson" and self.rate_hz is None:
-            raise _KeyProblem("traffic.rate_hz", "poisson traffic needs rate_hz [1/s]")
-        return self
-
-
-class NumerologyConfig(_Strict):
-    """``numerology:`` — how long a message occupies the air (DESIGN.md §6).
-
-    OFDM channels: an OFDM symbol lasts ``(M + cp) / (M · Δf)`` (``M`` subcarriers, spacing ``Δf``
-    from the channel section), transmissions occupy whole slots of ``symbols_per_slot`` symbols.
-    Flat channels (awgn, rayleigh): single-carrier at ``symbol_rate_hz`` complex symbols per second.
-    """
-
-    symbols_per_slot: PositiveInt = 14
-    symbol_rate_hz: PositiveFloat = 1.0e6
-    coherence_time_s: PositiveFloat | None = Field(
-        None, description="channel redrawn every coherence_time_s of simulated time (None: per message)"
-    )
-
-
-def parse_cbr(value: Any) -> Fraction:
-    """A CBR given as a number or an ``"a/b"`` string -> a positive :class:`~fractions.Fraction`.
-
-    >>> parse_cbr("1/24"), parse_cbr(0.125)
-    (Fraction(1, 24), Fraction(1, 8))
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
-    if isinstance(value, float):
-        frac = Fraction(value).limit_denominator(1 << 20)
-    elif isinstance(value, (int, str)):
-        try:
-            frac = Fraction(str(value).strip())
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"a number or an 'a/b' string, got {value!r}") from None
-    else:
-        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
-    if frac <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
-    return frac
-
 
 class Scenario(_Strict):
     """A validated scenario (DESIGN.md §4). Build with :func:`load_scenario` or
@@ -215,30 +105,30 @@ class Scenario(_Strict):
         for axis, values in sweep.items():
             where = f"sweep.{axis}"
             if not values:
-                raise _KeyProblem(where, "empty sweep axis; give at least one value")
+                raise KeyProblem(where, "empty sweep axis; give at least one value")
             if axis == "cbr":
                 vals = []
                 for j, v in enumerate(values):
                     try:
                         vals.append(parse_cbr(v))
                     except ValueError as err:
-                        raise _KeyProblem(f"sweep.cbr[{j}]", f"CBR {err}") from None
+                        raise KeyProblem(f"sweep.cbr[{j}]", f"CBR {err}") from None
                 out[axis] = vals
             elif axis in ("csnr_db", "ebno_db"):
                 for j, v in enumerate(values):
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
-                        raise _KeyProblem(f"{where}[{j}]", f"must be a number [dB]; got {v!r}")
+                        raise KeyProblem(f"{where}[{j}]", f"must be a number [dB]; got {v!r}")
                 out[axis] = [float(v) for v in values]
             elif axis.startswith("channel.") and axis.count(".") == 1:
                 out[axis] = list(values)
             else:
-                raise _KeyProblem(
+                raise KeyProblem(
                     where, f"unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}, channel.<key>"
                 )
             if len(set(map(repr, out[axis]))) != len(out[axis]):
-                raise _KeyProblem(where, f"repeated values in {values!r}")
+                raise KeyProblem(where, f"repeated values in {values!r}")
         if "csnr_db" in out and "ebno_db" in out:
-            raise _KeyProblem("sweep.ebno_db", "sweep either csnr_db or ebno_db, not both")
+            raise KeyProblem("sweep.ebno_db", "sweep either csnr_db or ebno_db, not both")
         return out
 
     @field_validator("metrics")
@@ -246,7 +136,7 @@ class Scenario(_Strict):
     def _metrics(cls, metrics: list[str]) -> list[str]:
         for j, m in enumerate(metrics):
             if m not in METRICS:
-                raise _KeyProblem(
+                raise KeyProblem(
                     f"metrics[{j}]", f"unknown metric {m!r}; allowed: {', '.join(METRICS.names()) or '(none registered)'}"
                 )
         return metrics
@@ -256,17 +146,17 @@ class Scenario(_Strict):
         names = [m.name for m in self.methods]
         for i, n in enumerate(names):
             if names.index(n) != i:
-                raise _KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
+                raise KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
         self._resolve_jscc_references()
         self._check_pilots()
         if "cbr" in self.sweep and self.data is None:
-            raise _KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
+            raise KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:
             if axis.startswith("channel.") and axis != "channel.kind":
                 key = axis.split(".", 1)[1]
                 kinds = self.sweep.get("channel.kind", [self.channel.kind])
                 if not any(key in CHANNELS.config(k).model_fields for k in kinds if k in CHANNELS):
-                    raise _KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
+                    raise KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
         return self
 
     def _check_pilots(self) -> None:
@@ -278,7 +168,7 @@ class Scenario(_Strict):
         for i, m in enumerate(self.methods):
             cls = METHODS.get(m.kind) if m.kind in METHODS else None
             if getattr(cls, "needs_channel_estimate", True):
-                raise _KeyProblem("channel.pilot_symbols", f"pilot_symbols 0 gives no channel estimate, which "
+                raise KeyProblem("channel.pilot_symbols", f"pilot_symbols 0 gives no channel estimate, which "
                                   f"methods[{i}] {m.name!r} (kind {m.kind}) needs; use >= 1 pilot symbol, "
                                   f"estimator: perfect, or only methods that need no estimate (blind_diffcom)")
 
@@ -297,10 +187,8 @@ class Scenario(_Strict):
         return Path(self.output) if self.output is not None else Path("results") / self.name
 
     def is_phy_only(self) -> bool:
-        """True when every method is a phy-only study (no images involved)."""
-        from linksim.studies import Study
-
-        return all(issubclass(METHODS.get(m.kind), Study) for m in self.methods)
+        """True when no method transmits images (every one is a phy-only study)."""
+        return not has_image_methods(self)
 
     def dump(self) -> dict:
         """The resolved scenario as plain YAML-able data."""
@@ -313,16 +201,16 @@ def _validate_section(raw: dict, where: str, registry) -> Any:
     """Validate one ``kind``-dispatched section with its registered config model."""
     kind = raw.get("kind")
     if kind is None:
-        raise _KeyProblem(f"{where}.kind", f"missing; allowed: {', '.join(registry.names())}")
+        raise KeyProblem(f"{where}.kind", f"missing; allowed: {', '.join(registry.names())}")
     if not isinstance(kind, str) or kind not in registry:
-        raise _KeyProblem(
+        raise KeyProblem(
             f"{where}.kind", f"unknown {registry.kind} kind {kind!r}; allowed: {', '.join(registry.names())}"
         )
     model = registry.config(kind)
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise _KeyProblem(*_first_error(err, where, model)) from None
+        raise KeyProblem(*_first_error(err, where, model)) from None
 
 
 def _path(prefix: str, loc: tuple) -> str:
@@ -382,16 +270,14 @@ def scenario_from_dict(raw: Any, file: str | Path | None = None, check_points: b
         raise ScenarioError(file, "<top>", f"a scenario is a mapping of keys; got {type(raw).__name__}")
     try:
         scn = Scenario.model_validate(raw)
-    except _KeyProblem as p:
+    except KeyProblem as p:
         raise ScenarioError(file, p.key_path, p.msg) from None
     except ValidationError as err:
         raise ScenarioError(file, *_first_error(err, "", Scenario)) from None
     if check_points:
-        from linksim.sweep import check_points as _check
-
         try:
-            _check(scn)
-        except _KeyProblem as p:
+            _check_points(scn)
+        except KeyProblem as p:
             raise ScenarioError(file, p.key_path, p.msg) from None
     return scn
 

@@ -47,20 +47,24 @@ bytes reached the disk), the worst instant for a crash (``tests/linksim/test_sto
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import logging
 import os
 import shutil
-import signal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
+from linksim.configs import metric_names
 from linksim.errors import LinksimError
+from linksim.files import FAULT_ENV, append, atomic_path, atomic_write_text, is_tmp
+from linksim.registry import METHODS, METRICS
+from linksim.scenario import scenario_from_dict
+from linksim.summary import summarize
+from linksim.sweep import expand
 
 __all__ = [
     "ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS", "EXECUTION_KEYS", "FAULT_ENV",
@@ -80,35 +84,25 @@ IMAGE_COLUMNS = [
 #: Discrete-event columns of image rows (DESIGN.md §6).
 TIMING_COLUMNS = ["nfe", "t_arrival", "t_done", "latency_s", "queue_s", "airtime_s", "deadline_missed"]
 
-#: test-only: ``"<file name>:<n>"`` makes the process SIGKILL itself in the middle of its n-th write
-#: to that file (see the module docstring)
-FAULT_ENV = "LINKSIM_TEST_KILL_IN_WRITE"
-_writes: dict[str, int] = {}
-
-
 def columns_for(scenario) -> list[str]:
-    """The ``results.csv`` header of ``scenario``: fixed columns, then sweep axes, metrics, timing."""
-    from linksim.engine import metric_names
-    from linksim.registry import METHODS
-    from linksim.studies import PHY_COLUMNS, Study
-
+    """The ``results.csv`` header of ``scenario``: fixed columns, then sweep axes, then what the methods
+    declare: image methods (``sends_images``) the image columns, the metrics, the timing columns and
+    their ``extra_columns``; other methods (phy studies) their ``result_columns`` and ``seed``."""
     kinds = [METHODS.get(m.kind) for m in scenario.methods]
-    has_study = any(isinstance(c, type) and issubclass(c, Study) for c in kinds)
-    has_images = not all(isinstance(c, type) and issubclass(c, Study) for c in kinds)
+    images = [c for c in kinds if getattr(c, "sends_images", True)]
+    others = [c for c in kinds if not getattr(c, "sends_images", True)]
     cols = ["method", "kind", "channel", "point"]
     cols += list(scenario.sweep)
-    if has_images:
+    if images:
         names = metric_names(scenario)
         cols += IMAGE_COLUMNS + names + TIMING_COLUMNS
-        from linksim.registry import METRICS
-
         for name in names:  # per-image extra columns of a metric (miou: iou_<class>)
             if name in METRICS:
                 cols += list(getattr(METRICS.get(name), "extra_columns", ()))
-        for cls in kinds:
+        for cls in images:
             cols += list(getattr(cls, "extra_columns", ()))
-    if has_study:
-        cols += PHY_COLUMNS + ["seed"]
+    for cls in others:
+        cols += list(cls.result_columns) + ["seed"]
     return list(dict.fromkeys(cols))
 
 
@@ -121,80 +115,6 @@ _PER_JOB_KEYS = ("sweep", "methods", "name")
 SELECTION_KEYS = ("limit", "names")
 #: the file of the image chunks
 IMAGES_FILE = "images.json"
-
-
-# -- crash-safe writing ----------------------------------------------------------------------------
-def _fault_due(path: Path) -> bool:
-    """Test-only (:data:`FAULT_ENV`): is this the write to ``path`` that must be killed halfway?"""
-    fault = os.environ.get(FAULT_ENV)
-    if not fault:
-        return False
-    name, _, n = fault.rpartition(":")
-    if name != path.name:
-        return False
-    _writes[name] = _writes.get(name, 0) + 1
-    return _writes[name] == int(n)
-
-
-def _write(f, path: Path, data: bytes) -> None:
-    """``f.write(data)`` + flush + fsync; the test-only fault hook may kill the process halfway."""
-    if _fault_due(path):
-        f.write(data[: max(len(data) // 2, 1)])
-        f.flush()
-        os.fsync(f.fileno())
-        os.kill(os.getpid(), signal.SIGKILL)
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _tmp_name(path: Path) -> Path:
-    # same folder (rename is atomic only within a file system); the suffix is kept for savefig/PIL
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-
-
-def _is_tmp(p: Path) -> bool:
-    return p.name.startswith(".") and ".tmp" in p.name
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed to ``path``.
-
-    For writers that want a file name (``fig.savefig(tmp)``, ``Image.save(tmp)``): a crash leaves the
-    old file (or none) and a stale temporary file that the next :class:`ResultsStore` removes.
-    """
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        yield tmp
-        with tmp.open("rb+") as f:
-            if _fault_due(path):  # test hook: die with half of the file written, before the rename
-                f.truncate(max(tmp.stat().st_size // 2, 1))
-                os.fsync(f.fileno())
-                os.kill(os.getpid(), signal.SIGKILL)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        with tmp.open("wb") as f:
-            _write(f, path, text.encode("utf-8"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _append(path: Path, text: str) -> None:
-    with path.open("ab") as f:
-        _write(f, path, text.encode("utf-8"))
 
 
 def _complete_part(path: Path) -> tuple[bytes, bool]:
@@ -256,8 +176,6 @@ def _revalidated(dumped: dict):
     """The saved scenario re-validated with today's models (keys added to linksim since the folder
     was written get their defaults, so an upgrade does not orphan old runs); ``None`` if it no
     longer validates."""
-    from linksim.scenario import scenario_from_dict
-
     try:
         return scenario_from_dict(dumped, check_points=False)
     except LinksimError:
@@ -272,8 +190,6 @@ def resume_conflicts(old_dumped: dict, new, finished: set[tuple[str, str]]) -> l
     :param finished: ``(method, point key)`` of the folder's finished jobs
     :output: the key paths that differ (``data.limit``, ``methods[a].scale``, ``sweep: point 'x=1'``)
     """
-    from linksim.sweep import expand
-
     old = _revalidated(old_dumped)
     if old is None:
         return ["scenario.yaml (no longer a valid scenario)"]
@@ -348,11 +264,11 @@ class ResultsStore:
         for folder in (self.dir, self.dir / "figures"):
             if folder.is_dir():
                 for p in folder.iterdir():
-                    if p.is_file() and _is_tmp(p):
+                    if p.is_file() and is_tmp(p):
                         p.unlink(missing_ok=True)
         if (self.dir / "recon").is_dir():
             for p in (self.dir / "recon").rglob(".*"):
-                if p.is_file() and _is_tmp(p):
+                if p.is_file() and is_tmp(p):
                     p.unlink(missing_ok=True)
 
     # -- resume ---------------------------------------------------------------------------------
@@ -496,13 +412,13 @@ class ResultsStore:
         w = csv.DictWriter(buf, self.columns, restval="", extrasaction="raise")
         for row in result.rows:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        _append(self.results, buf.getvalue())
+        append(self.results, buf.getvalue())
         rec = {"method": method, "point": point, "seconds": result.seconds,
                "point_metrics": result.point_metrics, "unavailable": result.unavailable,
                "metrics": getattr(result, "metrics", {})}
         if chunks and list(chunks) != [0]:
             rec["chunks"] = list(chunks)
-        _append(self.points, json.dumps(rec) + "\n")
+        append(self.points, json.dumps(rec) + "\n")
 
     def read(self):
         """``results.csv`` as a pandas DataFrame."""
@@ -525,9 +441,6 @@ class ResultsStore:
         if not phy.empty:
             parts.append(phy.dropna(axis=1, how="all"))
         if "image" in df:
-            from linksim.engine import metric_names
-            from linksim.summary import summarize
-
             img = df[df["image"].notna()]
             keys = ["method", "kind", "channel", "point"] + [c for c in self.scenario.sweep if c in img]
             # means and intervals over images x draws, outage rate, CRC failures, means without
@@ -549,9 +462,9 @@ class ResultsStore:
                 versions[mod] = __import__(mod).__version__
             except Exception:  # noqa: BLE001 - a missing optional package is recorded as such
                 versions[mod] = None
-        from linksim import __version__
+        from importlib import metadata
 
-        versions["linksim"] = __version__
+        versions["linksim"] = metadata.version("linksim")  # the installed distribution's version
         unavailable: dict = {}
         metrics: dict = {}
         for rec in self.records():

@@ -18,12 +18,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import PositiveInt, model_validator
 
-from linksim.scenario import MethodConfig
-from linksim.store import atomic_path
+from linksim.configs import MethodConfig
+from linksim.files import atomic_path
 
 __all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "BITS_PER_SYMBOL", "PHY_COLUMNS", "plot_ber"]
 
@@ -39,9 +39,19 @@ PHY_COLUMNS = [
 class Study(ABC):
     """A phy-only method: one Monte-Carlo experiment per sweep point, one results row.
 
+    What the engine and the reports know of it is declared here, not found by ``issubclass``:
+    ``sends_images = False`` (no images, no image metrics; the engine runs :meth:`run` once per
+    point) and ``result_columns`` (the columns of its row; the reports draw the BER figure and
+    table for methods that declare ``ber``).
+
     :param config: its validated config
     :param point: :class:`linksim.codecs.base.OperatingPoint`
     """
+
+    #: a study transmits no images (the engine's dispatch reads this, :func:`linksim.configs.sends_images`)
+    sends_images: ClassVar[bool] = False
+    #: the columns its row fills (besides method, kind, channel, point, seed and the sweep axes)
+    result_columns: ClassVar[tuple[str, ...]] = tuple(PHY_COLUMNS)
 
     def __init__(self, config: Any, point: Any):
         self.config = config
@@ -191,8 +201,9 @@ def _theory(channel: str, modulation: str, coding: str, ebno_db):
     return None
 
 
-def plot_ber(run_dir: str | Path) -> list[Path]:
-    """BER (and BLER) vs Eb/N0 [dB] of a phy study's ``results.csv``; PNG + PDF in ``figures/``.
+def plot_ber(run_dir: str | Path, kinds: tuple[str, ...] | list[str] = ("phy_ber",)) -> list[Path]:
+    """BER (and BLER) vs Eb/N0 [dB] of the rows of method ``kinds`` (those that declare a ``ber``
+    result column) in ``results.csv``; PNG + PDF in ``figures/``.
 
     One line per method × channel (label, e.g. ``ofdm/ls``): markers for simulation (points with no
     error are not drawn on the log axis), dashed closed-form curves where defined (uncoded AWGN
@@ -209,11 +220,11 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
 
     run_dir = Path(run_dir)
     df = pd.read_csv(run_dir / "results.csv")
-    df = df[df["kind"] == "phy_ber"] if "kind" in df else df
+    df = df[df["kind"].isin(list(kinds))] if "kind" in df else df
     if df.empty:
         return []
     x = "ebno_db"
-    coded = bool((df["coding"] != "none").any())
+    coded = "coding" in df and bool((df["coding"].fillna("none") != "none").any())
     fig, axes = plt.subplots(1, 2 if coded else 1, figsize=(11 if coded else 6.5, 4.5), squeeze=False)
     drawn_theory = set()
     for (method, channel), g in df.groupby(["method", "channel"], sort=False):
@@ -224,7 +235,8 @@ def plot_ber(run_dir: str | Path) -> list[Path]:
             (line,) = ax.semilogy(g[x].to_numpy()[ok], y[ok], marker="o", ms=4, label=f"{method} / {channel}")
             if col != "ber":
                 continue
-            mod, cod = g["modulation"].iloc[0], g["coding"].iloc[0]
+            mod = g["modulation"].iloc[0] if "modulation" in g else None
+            cod = g["coding"].iloc[0] if "coding" in g else None
             key = (channel, mod, cod)
             xs = np.linspace(g[x].min(), g[x].max(), 200)
             th = _theory(channel.split("/")[0], mod, cod, xs)

@@ -31,19 +31,31 @@ __all__ = ["link_class", "build_link", "grid_info", "ChannelState", "AnalogChain
 _PERM_KEY = "interleaver_perm"  # where AnalogChain keeps its permutation in realization.extra
 
 
-def link_class(kind: str) -> type[Link]:
-    """The :class:`Link` subclass for a channel kind (``ofdm``/``tdl`` are imported lazily)."""
-    if kind in ("awgn", "rayleigh"):
-        return FlatLink
-    if kind in ("ofdm", "tdl"):
-        try:
-            from .ofdm import OFDMLink  # noqa: PLC0415 - heavy, and optional until it lands
-        except ImportError as exc:
-            raise ValueError(
-                f"channel kind {kind!r} needs linksim.phy.ofdm.OFDMLink, which is not available ({exc})"
-            ) from exc
-        return OFDMLink
-    raise ValueError(f"channel kind must be one of ('awgn', 'rayleigh', 'ofdm', 'tdl'); got {kind!r}")
+def _package_links() -> tuple[type[Link], ...]:
+    """The link classes of this package (each declares its ``kinds``)."""
+    from .ofdm import OFDMLink  # noqa: PLC0415 - Sionna's OFDM blocks, imported when first needed
+
+    return (FlatLink, OFDMLink)
+
+
+def link_class(cfg: LinkConfig | str) -> type[Link]:
+    """The :class:`Link` subclass that carries ``cfg``: ``cfg.link`` when set (the engine sets the class
+    registered for the channel kind, :data:`linksim.registry.CHANNELS`), else the class of this
+    package whose :attr:`Link.kinds` declare ``cfg.kind`` (a bare kind string is looked up the same way).
+
+    >>> link_class(LinkConfig(kind="rayleigh")).__name__
+    'FlatLink'
+    """
+    if isinstance(cfg, LinkConfig) and cfg.link is not None:
+        return cfg.link
+    kind = cfg.kind if isinstance(cfg, LinkConfig) else cfg
+    classes = _package_links()
+    for cls in classes:
+        if kind in cls.kinds:
+            return cls
+    known = ", ".join(k for cls in classes for k in cls.kinds)
+    raise ValueError(f"channel kind must be one of ({known}) or given with its class (LinkConfig.link); "
+                     f"got {kind!r}")
 
 
 def build_link(cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single") -> Link:
@@ -51,7 +63,7 @@ def build_link(cfg: LinkConfig, num_symbols: int, device="cpu", precision: str =
 
     :param precision: ``"single"`` or ``"double"`` (passed on when the link class accepts it)
     """
-    cls = link_class(cfg.kind)
+    cls = link_class(cfg)
     if "precision" in inspect.signature(cls.__init__).parameters:
         return cls(cfg, num_symbols, device=device, precision=precision)
     if precision != "single":
@@ -66,7 +78,7 @@ def grid_info(cfg: LinkConfig, num_symbols: int) -> GridInfo:
     link on the CPU and asks its :meth:`~Link.grid`. Raises
     :class:`~linksim.phy.links.GridError` (a ``ValueError``) when the symbols do not fit the grid.
     """
-    cls = link_class(cfg.kind)
+    cls = link_class(cfg)
     static = getattr(cls, "grid_info", None)
     if callable(static):
         return static(cfg, num_symbols)

@@ -112,10 +112,10 @@ class FlatLink(Link):
     torch.Size([2, 8])
     """
 
+    kinds = ("awgn", "rayleigh")
+
     def __init__(self, cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single"):
         super().__init__(cfg, num_symbols, device)
-        if cfg.kind not in ("awgn", "rayleigh"):
-            raise ValueError(f"FlatLink handles kind 'awgn' or 'rayleigh'; got {cfg.kind!r}")
         if precision not in ("single", "double"):
             raise ValueError(f"precision must be 'single' or 'double'; got {precision!r}")
         self.precision = precision

@@ -12,11 +12,11 @@ Shapes: ``B`` examples (images or codeword blocks), ``N`` data symbols per examp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-KINDS = ("awgn", "rayleigh", "ofdm", "tdl")
 SNR_REFERENCES = ("average", "instantaneous")
 ESTIMATORS = ("perfect", "ls", "lmmse")
 EQUALIZERS = ("zf", "mmse")
@@ -30,8 +30,10 @@ class GridError(ValueError):
 class LinkConfig:
     """Static description of a link (the engine maps the scenario's ``channel:`` onto it).
 
-    :param kind: ``awgn`` | ``rayleigh`` (flat block fading) | ``ofdm`` (exponential-PDP multipath)
-        | ``tdl`` (3GPP TR 38.901 TDL-A..E)
+    :param kind: the channel kind; this package implements ``awgn`` | ``rayleigh`` (flat block fading)
+        (:class:`~linksim.phy.channels.FlatLink`) and ``ofdm`` (exponential-PDP multipath) | ``tdl``
+        (3GPP TR 38.901 TDL-A..E) (:class:`~linksim.phy.ofdm.OFDMLink`); each :class:`Link` class
+        declares its :attr:`Link.kinds`
     :param coherence_symbols: rayleigh: symbols per fading block; ``None`` = one coefficient per
         example
     :param paths: ofdm: number of taps ``L`` of the exponential power-delay profile
@@ -53,6 +55,11 @@ class LinkConfig:
         code): per example, ``N0`` is scaled by the measured power of the noise-free received
         signal of *that* realisation (time domain, pilots and CP included on OFDM), so every
         example sees SNR ``1/N0`` whatever its fading; see :func:`instantaneous_noise`.
+    :param link: the :class:`Link` subclass that carries this config (``None``: the class of this
+        package that declares ``kind``, :func:`linksim.phy.chains.link_class`); the engine passes the
+        class registered for the channel kind, so a link of another package runs in every chain
+    :param options: further settings of such a link class, ``((key, value), ...)`` sorted by key;
+        read with :meth:`option`
     """
 
     kind: str = "awgn"
@@ -71,10 +78,14 @@ class LinkConfig:
     clip_ratio: float | None = None
     interleave: bool = True
     snr_reference: str = "average"
+    link: Any = None
+    options: tuple = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in :attr:`options` (``default`` when absent)."""
+        return dict(self.options).get(key, default)
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}; got {self.kind!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}; got {self.estimator!r}")
         if self.equalizer not in EQUALIZERS:
@@ -178,8 +189,14 @@ class Link(nn.Module):
     :param device: torch device; Sionna blocks are built on it (they do not move later)
     """
 
+    #: the channel kinds (``LinkConfig.kind``) this class implements
+    kinds: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, cfg: LinkConfig, num_symbols: int, device: str | torch.device = "cpu"):
         super().__init__()
+        if self.kinds and cfg.kind not in self.kinds:
+            raise ValueError(f"{type(self).__name__} handles kind {' or '.join(map(repr, self.kinds))}; "
+                             f"got {cfg.kind!r}")
         self.cfg = cfg
         self.num_symbols = int(num_symbols)
         self.device = torch.device(device)

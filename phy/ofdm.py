@@ -95,12 +95,12 @@ class OFDMLink(Link):
     (64, 1, 64)
     """
 
+    kinds = ("ofdm", "tdl")
+
     def __init__(self, cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single",
                  domain: str = "freq", interpolation: str = "nn", carrier_frequency: float = 3.5e9,
                  pilot_seed: int = 0):
         super().__init__(cfg, num_symbols, device)
-        if cfg.kind not in ("ofdm", "tdl"):
-            raise ValueError(f"OFDMLink handles kind 'ofdm' or 'tdl'; got {cfg.kind!r}")
         if precision not in ("single", "double"):
             raise ValueError(f"precision must be 'single' or 'double'; got {precision!r}")
         if domain not in ("freq", "time"):

@@ -12,7 +12,13 @@ import torch
 
 from .model import guided_eps
 
-__all__ = ["GescoSampler"]
+__all__ = ["GescoSampler", "scheduler_kwargs"]
+
+
+def scheduler_kwargs(prediction: str = "epsilon") -> dict:
+    """diffusers scheduler config (linear betas, T = 1000, ``prediction`` = the network's target)."""
+    return dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                prediction_type=prediction, clip_sample=True)
 
 
 class GescoSampler:
@@ -22,8 +28,6 @@ class GescoSampler:
     def __init__(self, model, guidance: float = 2.0, num_steps: int = 50, eta: float = 0.0,
                  scheduler: dict | None = None):
         from diffusers import DDIMScheduler
-
-        from .training import scheduler_kwargs
 
         self.model, self.guidance, self.num_steps, self.eta = model, guidance, num_steps, eta
         self.sched = DDIMScheduler(**(scheduler or scheduler_kwargs()))

@@ -43,6 +43,7 @@ from ..jscc.training import _plot_loss, _resolve_device, _save_checkpoint
 from .model import SemanticUNet, SemanticUNetConfig
 from .scenes import NUM_CLASSES, colorize, scene_set
 from .segmenter import EMBEDDED_DIR, Segmenter, SegmenterConfig, save_segmenter
+from .sampler import scheduler_kwargs
 from .semantic import NOISY_TRAINING_SIGMAS, condition, paper_channel, present_classes
 
 __all__ = ["SceneDataConfig", "TrainGescoConfig", "TrainSegmenterConfig", "train_gesco", "train_segmenter",
@@ -109,12 +110,6 @@ class TrainSegmenterConfig(TrainRunConfig):
     export: str | None = None
     data: SceneDataConfig = SceneDataConfig()
     model: SegmenterConfig = SegmenterConfig()
-
-
-def scheduler_kwargs(prediction: str = "epsilon") -> dict:
-    """diffusers scheduler config (linear betas, T = 1000, ``prediction`` = the network's target)."""
-    return dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                prediction_type=prediction, clip_sample=True)
 
 
 class _Batches:

@@ -32,7 +32,7 @@ from .layers import GDN, AFModule
 
 __all__ = [
     "ADJSCCConfig", "ADJSCC", "ADJSCCEncoder", "ADJSCCDecoder", "awgn_channel", "parse_cbr",
-    "save_model", "load_model", "load_embedded", "embedded_path",
+    "save_model", "load_native", "load_embedded", "embedded_path",
 ]
 
 DOWNSAMPLING = 4  # two stride-2 convolutions
@@ -318,8 +318,11 @@ def save_model(model: ADJSCC, weights_path: str | Path, dtype: torch.dtype = tor
     weights_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_model(weights_path: str | Path, device: str | torch.device = "cpu") -> ADJSCC:
-    """Load a native ADJSCC saved by :func:`save_model` (weights + ``.json`` config), eval mode, float32."""
+def load_native(weights_path: str | Path, model_cls: type | None = None, config_cls: type | None = None,
+                device: str | torch.device = "cpu"):
+    """Load a model saved by :func:`save_model` (weights + ``.json`` config) as ``model_cls`` (default
+    :class:`ADJSCC` with :class:`ADJSCCConfig`), eval mode, float32. Files of any architecture:
+    :func:`linksim.codecs.jscc.checkpoint.load_model` (dispatches on the ``arch`` of the config)."""
     from safetensors.torch import load_file
 
     weights_path = Path(weights_path)
@@ -327,12 +330,7 @@ def load_model(weights_path: str | Path, device: str | torch.device = "cpu") -> 
     for p in (weights_path, cfg_path):
         if not p.is_file():
             raise FileNotFoundError(f"ADJSCC weights file missing: {p}")
-    if json.loads(cfg_path.read_text()).get("arch") == "resnet":  # the DiffJSCC stage-1 family
-        from .resnet import ResNetJSCC, ResNetJSCCConfig
-
-        model = ResNetJSCC(ResNetJSCCConfig.from_json(cfg_path))
-    else:
-        model = ADJSCC(ADJSCCConfig.from_json(cfg_path))
+    model = (model_cls or ADJSCC)((config_cls or ADJSCCConfig).from_json(cfg_path))
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
@@ -355,4 +353,4 @@ def load_embedded(cbr, device: str | torch.device = "cpu") -> ADJSCC:
         raise FileNotFoundError(
             f"no embedded ADJSCC weights for CBR {cbr}: {path} does not exist (available: {', '.join(have) or 'none'})"
         )
-    return load_model(path, device)
+    return load_native(path, device=device)

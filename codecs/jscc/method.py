@@ -22,7 +22,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
-from .adjscc import ADJSCC, embedded_path, load_embedded, load_model
+from .adjscc import ADJSCC, embedded_path, load_embedded
+from .checkpoint import load_model
 
 __all__ = ["JSCCSettings", "JSCCMethod", "load_jscc", "check_jscc_point"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .adjscc import ADJSCC
+from .adjscc import ADJSCC, load_native
 from .layers import GDN, AFModule
 
 __all__ = ["ResNetJSCCConfig", "ResNetJSCC", "ResBlock", "ResBlockDown", "ResBlockUp", "EMBEDDED_RESNET_DIR",
@@ -174,11 +174,9 @@ def load_embedded_resnet(cbr, device: str | torch.device = "cpu") -> ResNetJSCC:
     :raises FileNotFoundError: no embedded model for that CBR (names the file and what exists)
     :raises ValueError: the CBR is not ``k/1536``
     """
-    from .adjscc import load_model
-
     path = embedded_resnet_path(cbr)
     if not path.is_file():
         have = sorted(p.name for p in EMBEDDED_RESNET_DIR.glob("resnet_c*.safetensors"))
         raise FileNotFoundError(f"no embedded ResNet JSCC for CBR {cbr}: {path} does not exist "
                                 f"(available: {', '.join(have) or 'none'})")
-    return load_model(path, device)
+    return load_native(path, ResNetJSCC, ResNetJSCCConfig, device)

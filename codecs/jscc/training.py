@@ -443,7 +443,8 @@ def export_embedded(run_dir: str | Path, dest_dir: str | Path | None = None, dty
     Stored in ``dtype`` (float16 halves the repository size); the PSNR table is re-measured with the
     stored (rounded) weights, so the numbers in the JSON are those of the shipped file.
     """
-    from .adjscc import EMBEDDED_DIR, load_model
+    from .adjscc import EMBEDDED_DIR
+    from .checkpoint import load_model
 
     run_dir = Path(run_dir)
     cfg = load_train_config(run_dir / "config.yaml")

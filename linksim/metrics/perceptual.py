@@ -143,6 +143,16 @@ def lpips_from_weights(device="cpu", net: str = "alex", allow_download: bool | N
     return LPIPS(network, net, device, source=f"lpips 0.1.4 v0.1 {net}; backbone {path.name}")
 
 
+def lpips_alex_factory(device="cpu", allow_download: bool | None = None) -> LPIPS:
+    """``lpips``: LPIPS v0.1 with the AlexNet backbone (:func:`lpips_from_weights`)."""
+    return lpips_from_weights(device, net="alex", allow_download=allow_download)
+
+
+def lpips_vgg_factory(device="cpu", allow_download: bool | None = None) -> LPIPS:
+    """``lpips_vgg``: LPIPS v0.1 with the VGG16 backbone (:func:`lpips_from_weights`)."""
+    return lpips_from_weights(device, net="vgg", allow_download=allow_download)
+
+
 def dists_from_weights(device="cpu", allow_download: bool | None = None) -> DISTS:
     """DISTS with the VGG16 backbone resolved by :func:`linksim.weights.resolve`.
 

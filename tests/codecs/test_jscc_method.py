@@ -11,7 +11,7 @@ import torch
 from linksim.cli import main
 from linksim.codecs.base import OperatingPoint
 from linksim.codecs.jscc.method import JSCCMethod, JSCCSettings, load_jscc
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.phy.links import LinkConfig
 from linksim.scenario import scenario_from_dict
 

@@ -136,7 +136,7 @@ class TestEmbedded:
         assert len(err) == 1 and "methods[0]" in err[0] and "side information" in err[0], err
 
     def test_engine_reports_per_image_channel_uses(self, tmp_path):
-        from linksim.engine import run_scenario
+        from linksim.runner import run_scenario
         from linksim.scenario import scenario_from_dict
 
         scn = scenario_from_dict({

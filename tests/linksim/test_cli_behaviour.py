@@ -81,7 +81,7 @@ def test_run_without_a_file_runs_the_embedded_quickstart(monkeypatch, tmp_path):
         (tmp_path / "results.csv").write_text("method\n")
         return tmp_path
 
-    monkeypatch.setattr("linksim.engine.run_scenario", fake_run)
+    monkeypatch.setattr("linksim.runner.run_scenario", fake_run)
     assert main(["run", "--no-figures", "-o", str(tmp_path)]) == 0
     from linksim.scenario import load_scenario
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from linksim.cli import main
-from linksim.engine import Message, airtime_s, arrival_times, run_scenario, simulate
+from linksim.des import Message, airtime_s, arrival_times, simulate
+from linksim.runner import run_scenario
 from linksim.scenario import NumerologyConfig, TrafficConfig, scenario_from_dict
 from linksim.sweep import expand, point_seed
 

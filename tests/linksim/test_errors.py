@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from linksim.cli import main
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.errors import DataError, LinksimError, ScenarioError, WeightsUnavailable
 from linksim.scenario import scenario_from_dict
 
@@ -108,12 +108,12 @@ def test_set_metric_on_too_few_images_is_unavailable_with_reason(tmp_path, capsy
 
 
 def test_unexpected_failure_is_one_line_and_a_log(tmp_path, capsys, monkeypatch):
-    import linksim.engine
+    import linksim.runner
 
     def boom(*a, **k):
         raise RuntimeError("something internal\nwith a second line")
 
-    monkeypatch.setattr(linksim.engine, "run_scenario", boom)
+    monkeypatch.setattr(linksim.runner, "run_scenario", boom)
     monkeypatch.delenv("LINKSIM_DEBUG", raising=False)
     raw = _raw(tmp_path, _folder(tmp_path))
     assert main(["run", str(_write(tmp_path, raw))]) == 1

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from linksim.cli import main
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.reports import make_report
 from linksim.scenario import scenario_from_dict
 from linksim.sweep import parse_point_dirname, point_dirname, safe_name

@@ -13,8 +13,8 @@ import json
 import pandas as pd
 import pytest
 
-from linksim.engine import run_scenario
 from linksim.errors import DataError
+from linksim.runner import run_scenario
 from linksim.scenario import scenario_from_dict
 from linksim.store import read_points
 

@@ -9,7 +9,7 @@ import yaml
 from linksim.codecs.gesco.model import SemanticUNet, SemanticUNetConfig
 from linksim.codecs.gesco.segmenter import Segmenter, SegmenterConfig, save_segmenter
 from linksim.codecs.gesco.training import export_gesco
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.errors import LinksimError
 from linksim.scenario import load_scenario
 

@@ -10,10 +10,10 @@ import math
 import pytest
 import torch
 
-from linksim.engine import operating_point, run_scenario
+from linksim.runner import run_scenario
 from linksim.registry import METHODS
 from linksim.scenario import scenario_from_dict
-from linksim.sweep import expand
+from linksim.sweep import expand, operating_point
 
 CSNR_DB = 5.0
 N0 = 10 ** (-CSNR_DB / 10)

@@ -14,7 +14,6 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from linksim import weights
 from linksim.errors import WeightsUnavailable
 from linksim.metrics import (
-    BUILTIN_METRICS,
     DISTS,
     FID,
     KID,
@@ -30,6 +29,7 @@ from linksim.metrics import (
 from linksim.metrics.distribution import fid_from_features, frechet_distance, kid_from_features
 from linksim.metrics.perceptual import build_dists_network, build_lpips_network, lpips_from_weights
 from linksim.metrics.pixel import STANDARD_BETAS, ms_ssim_betas, ms_ssim_scales
+from linksim.registry import BUILTINS, METRICS
 
 
 @pytest.fixture
@@ -262,7 +262,7 @@ def offline(monkeypatch, tmp_path):
 
 class TestBuildMetrics:
     def test_registry_list(self):
-        names = [n for n, _, _ in BUILTIN_METRICS]
+        names = [row[0] for row in BUILTINS[METRICS]]
         assert names[:2] == ["psnr", "ms_ssim"] and {"lpips", "dists", "fid", "kid"} <= set(names)
         assert len(names) == len(set(names))
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from linksim.codecs.base import Decoded, ImageMethod, RxSignal, TxSignal
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.phy.links import GridInfo
 from linksim.registry import METHODS
 from linksim.reports import make_report

@@ -2,7 +2,7 @@
 arrives as the same one-line linksim error as in-process, and a failed job leaves the finished
 rows stored, the pending jobs cancelled, and a rerun that completes to the uninterrupted table.
 
-One local Ray instance (started by linksim's own :func:`linksim.sweep.ray_init`, ~5 s) serves the
+One local Ray instance (started by linksim's own :func:`linksim.executors.ray_init`, ~5 s) serves the
 whole module. Ray's workers see the environment of the moment Ray started, so the plug-in's folder
 (``PYTHONPATH``) and its control file are set before that.
 """
@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from linksim.sweep import ray_init  # noqa: E402
+from linksim.executors import ray_init  # noqa: E402
 
 from .plugin_path import PLUGIN_DIR  # noqa: E402
 from .test_executor_failure import check_failed_job, check_one_line_error  # noqa: E402

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from linksim.cli import main
-from linksim.engine import DEFAULT_METRICS, run_scenario
+from linksim.configs import DEFAULT_METRICS
+from linksim.runner import run_scenario
 from linksim.errors import WeightsUnavailable
 from linksim.metrics import MetricUnavailableWarning, PerImageMetric, SetMetric
 from linksim.registry import METRICS
@@ -183,7 +184,8 @@ def test_default_metrics_are_psnr_and_ms_ssim_only(fake_metrics, tmp_path):
 
 def test_worker_builds_metrics_once_per_run(fake_metrics, tmp_path):
     """The process/Ray worker entry point reuses its metric objects across the jobs it serves."""
-    from linksim.sweep import _run_job_remote, jobs
+    from linksim.executors import _run_job_remote
+    from linksim.sweep import jobs
 
     scn = scenario_from_dict(_scenario(tmp_path, metrics=["fid"], save_images=False))
     data = scn.model_dump(mode="python")

@@ -148,7 +148,7 @@ def test_embedded_quickstart_matches_repository():
 def test_threads_key_sets_and_restores_torch_threads(fake_methods):
     import torch
 
-    from linksim.sweep import torch_threads
+    from linksim.executors import torch_threads
 
     assert scenario_from_dict(_with(IMG, "threads", 1)).threads == 1
     with pytest.raises(ScenarioError, match="threads"):

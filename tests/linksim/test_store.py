@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.errors import LinksimError
 from linksim.scenario import scenario_from_dict
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from linksim.engine import run_scenario
+from linksim.runner import run_scenario
 from linksim.scenario import scenario_from_dict
 from linksim.store import FAULT_ENV
 

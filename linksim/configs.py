@@ -1,0 +1,163 @@
+"""The scenario's section models and the facts every layer shares (layer L0, see docs/INTERNALS.md).
+
+:class:`MethodConfig` (base of every method's config), :class:`DataConfig`, :class:`TrafficConfig`,
+:class:`NumerologyConfig`, :func:`parse_cbr`, the default metrics and :class:`KeyProblem` (a problem
+at a key path; :func:`linksim.scenario.scenario_from_dict` turns it into a
+:class:`~linksim.errors.ScenarioError` naming the file). The schema that puts them together is
+:class:`linksim.scenario.Scenario`; the channel section models are :mod:`linksim.channels`.
+Nothing here imports another linksim module but :mod:`linksim.registry`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from linksim.registry import METHODS
+
+__all__ = [
+    "MethodConfig", "DataConfig", "TrafficConfig", "NumerologyConfig", "KeyProblem", "parse_cbr",
+    "SWEEP_AXES", "DEFAULT_METRICS", "metric_names", "sends_images", "has_image_methods",
+]
+
+#: Metrics of a scenario that names none (``metrics:`` absent or empty): cheap, no weight files.
+DEFAULT_METRICS = ("psnr", "ms_ssim")
+
+
+#: Sweep axes besides the dotted ``channel.<key>`` overrides.
+SWEEP_AXES = ("csnr_db", "ebno_db", "cbr")
+
+
+class KeyProblem(Exception):
+    """A problem at a key path, turned into a ScenarioError by :func:`linksim.scenario.scenario_from_dict`."""
+
+    def __init__(self, key_path: str, msg: str):
+        super().__init__(f"{key_path}: {msg}")
+        self.key_path = key_path
+        self.msg = msg
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MethodConfig(_Strict):
+    """Base of every method's config model.
+
+    :param name: the method's name in results and legends (default: its ``kind``)
+    :param kind: the registered method kind
+    """
+
+    name: str | None = None
+    kind: str
+
+    @model_validator(mode="after")
+    def _default_name(self):
+        if self.name is None:
+            object.__setattr__(self, "name", self.kind)
+        return self
+
+
+class DataConfig(_Strict):
+    """``data:`` — which images (DESIGN.md §4)."""
+
+    source: Literal["embedded", "folder", "scenes", "cityscapes", "coco_stuff"] = "embedded"
+    folder: Path | None = None
+    size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
+    limit: PositiveInt | None = 8
+    names: list[str] | None = None  # pick images by name (embedded names or file stems), in order
+    on_error: Literal["raise", "skip"] = "raise"
+    seed: int = 0  # source: scenes — which procedural scenes (scene i of seed S is fixed)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the images after the centre crop."""
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+    @model_validator(mode="after")
+    def _folder(self):
+        if self.source in ("folder", "cityscapes", "coco_stuff"):
+            if self.folder is None:
+                raise KeyProblem("data.folder", f"source: {self.source} needs a folder path")
+            if not Path(self.folder).expanduser().is_dir():
+                raise KeyProblem("data.folder", f"folder {str(self.folder)!r} does not exist")
+        return self
+
+
+class TrafficConfig(_Strict):
+    """``traffic:`` — when messages (images, bit blocks) arrive at the transmitter (DESIGN.md §6).
+
+    ``batch`` (default): everything at ``t = 0``, decoded in one batch (a plain Monte-Carlo point).
+    ``periodic``: one message every ``interval_s``. ``poisson``: exponential inter-arrival times
+    with rate ``rate_hz`` (seeded by the point seed).
+    """
+
+    kind: Literal["batch", "periodic", "poisson"] = "batch"
+    interval_s: PositiveFloat | None = Field(None, description="periodic: [s] between messages")
+    rate_hz: PositiveFloat | None = Field(None, description="poisson: mean arrivals per second")
+    deadline_s: PositiveFloat | None = Field(None, description="latency budget per message [s]")
+    max_batch: PositiveInt = Field(1, description="periodic/poisson: most messages decoded together")
+
+    @model_validator(mode="after")
+    def _params(self):
+        if self.kind == "periodic" and self.interval_s is None:
+            raise KeyProblem("traffic.interval_s", "periodic traffic needs interval_s [s]")
+        if self.kind == "poisson" and self.rate_hz is None:
+            raise KeyProblem("traffic.rate_hz", "poisson traffic needs rate_hz [1/s]")
+        return self
+
+
+class NumerologyConfig(_Strict):
+    """``numerology:`` — how long a message occupies the air (DESIGN.md §6).
+
+    OFDM channels: an OFDM symbol lasts ``(M + cp) / (M · Δf)`` (``M`` subcarriers, spacing ``Δf``
+    from the channel section), transmissions occupy whole slots of ``symbols_per_slot`` symbols.
+    Flat channels (awgn, rayleigh): single-carrier at ``symbol_rate_hz`` complex symbols per second.
+    """
+
+    symbols_per_slot: PositiveInt = 14
+    symbol_rate_hz: PositiveFloat = 1.0e6
+    coherence_time_s: PositiveFloat | None = Field(
+        None, description="channel redrawn every coherence_time_s of simulated time (None: per message)"
+    )
+
+
+def parse_cbr(value: Any) -> Fraction:
+    """A CBR given as a number or an ``"a/b"`` string -> a positive :class:`~fractions.Fraction`.
+
+    >>> parse_cbr("1/24"), parse_cbr(0.125)
+    (Fraction(1, 24), Fraction(1, 8))
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if isinstance(value, float):
+        frac = Fraction(value).limit_denominator(1 << 20)
+    elif isinstance(value, (int, str)):
+        try:
+            frac = Fraction(str(value).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"a number or an 'a/b' string, got {value!r}") from None
+    else:
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if frac <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return frac
+
+
+def metric_names(scenario) -> list[str]:
+    """The metrics a run computes: the scenario's ``metrics:`` or :data:`DEFAULT_METRICS`."""
+    return list(dict.fromkeys(scenario.metrics)) or list(DEFAULT_METRICS)
+
+
+def sends_images(kind: str) -> bool:
+    """Whether the registered method ``kind`` transmits images (its class's ``sends_images``;
+    a phy study declares ``False``)."""
+    return bool(getattr(METHODS.get(kind), "sends_images", True))
+
+
+def has_image_methods(scenario) -> bool:
+    """True when at least one method of ``scenario`` transmits images (not a phy study)."""
+    return any(sends_images(m.kind) for m in scenario.methods)
