@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
 
     import pandas as pd
-    from scipy import stats
+    from linksim.summary import t_interval
 
     from linksim.codecs.gesco.evaluation import paper_miou
     from linksim.codecs.gesco.scenes import colorize, scene_set
@@ -58,7 +58,7 @@ def main(argv=None) -> None:
             r = paper_miou(scenes, psnr, model=model, fds=fds_on, num_steps=args.steps, guidance=args.guidance,
                            segmenter=seg)
             v = r.miou.double()
-            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std() / math.sqrt(len(v))) if len(v) > 1 else math.nan
+            _, half, _ = t_interval(v.numpy())  # the one Student-t interval (summary.csv's)
             rows.append({"variant": label, "model": model, "fds": fds_on, "psnr_key": psnr, "sigma": PAPER_SIGMA[psnr],
                          "miou": float(v.mean()), "miou_ci95": half, "scenes": len(v), "nfe": r.nfe,
                          "seconds_per_scene": r.seconds / len(v)})

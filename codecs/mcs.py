@@ -36,12 +36,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..phy.mapping import MODULATIONS
+
 __all__ = [
-    "MCS", "MCS_TABLE", "BITS_PER_SYMBOL", "CodewordLayout", "codeword_layout", "BlerTable",
+    "MCS", "MCS_TABLE", "MCS_MODULATIONS", "BITS_PER_SYMBOL", "CodewordLayout", "codeword_layout", "BlerTable",
     "load_bler_table", "select_mcs", "DEFAULT_TABLE", "N_TARGET",
 ]
 
-BITS_PER_SYMBOL = {"qpsk": 2, "16qam": 4, "64qam": 6}
+#: the modulations of the MCS table; their bits per symbol are the one table of the physical layer,
+#: :data:`linksim.phy.mapping.MODULATIONS`
+MCS_MODULATIONS = ("qpsk", "16qam", "64qam")
+BITS_PER_SYMBOL = {m: MODULATIONS[m] for m in MCS_MODULATIONS}
 
 #: Nominal LDPC codeword length [coded bits]; actual lengths lie in ``[N_TARGET, 2 N_TARGET)``.
 N_TARGET = 1024

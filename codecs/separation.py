@@ -60,10 +60,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from .base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
-from .classical import SizeCache, SourceCodec, bit_budget, fit_quality, get_codec, ideal_budget
+from .classical import CODECS, SizeCache, SourceCodec, bit_budget, fit_quality, get_codec, ideal_budget
 from .classical.base import image_hash
 from .classical.budget import FitResult
-from .mcs import (BITS_PER_SYMBOL, MCS, MCS_TABLE, N_TARGET, CodewordLayout, codeword_layout,
+from .mcs import (BITS_PER_SYMBOL, MCS, MCS_MODULATIONS, MCS_TABLE, N_TARGET, CodewordLayout, codeword_layout,
                   select_mcs)
 
 __all__ = [
@@ -91,7 +91,7 @@ class _CodecSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    codec: Literal["hevc", "vvc", "jpeg", "jpeg2000", "webp"] = "hevc"
+    codec: Literal[tuple(CODECS)] = "hevc"  # the names of linksim.codecs.classical.CODECS
     chroma: Literal["420", "444"] | None = None
     preset: str | None = None
 
@@ -125,7 +125,7 @@ class DigitalLinkSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mcs: Literal["fixed", "adaptive"] = "fixed"
-    modulation: Literal["qpsk", "16qam", "64qam"] = "16qam"
+    modulation: Literal[MCS_MODULATIONS] = "16qam"
     code_rate: float = Field(0.5, ge=0.2, le=0.95)
     target_bler: float = Field(0.1, gt=0.0, lt=1.0)
     mcs_margin_db: float = Field(0.0, ge=0.0)

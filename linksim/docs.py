@@ -87,7 +87,8 @@ RESULTS_COLUMNS = {
               "with `crc_failure: fallback`) and the row holds the mid-grey fallback",
     "payload_bits": "source payload bits sent (separation), empty for analog methods",
     "channel_uses": "complex data symbols per image (the CBR numerator); lrisc: its per-image total "
-                    "data_symbols + side_symbols (varies with `length: adaptive`)",
+                    "data_symbols + side_symbols (varies with `length: adaptive`); phy studies: data symbols "
+                    "per example (a codeword block); pilots and cyclic prefix are never counted here",
     "overhead": "pilot and cyclic-prefix symbols as a fraction of the data symbols (0 on flat channels)",
     "seconds": "decode time per image [s] (wall clock; a batch's time shared by its images)",
     "seed": "the seed of the point's draws (equal for points that differ only in estimator/equaliser)",

@@ -242,7 +242,7 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     grid = method.grid()
     air = airtime_s(grid, job.point.channel, scenario.numerology)
     # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
-    channel_uses, overhead = grid.num_data, grid.overhead
+    channel_uses, overhead = grid.channel_uses, grid.overhead
     rows, x_hats, refs, side_refs = [], [], [], []
     for chunk, chunk_names in chunks:
         sel = [index[n] for n in chunk_names]

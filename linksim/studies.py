@@ -24,10 +24,10 @@ from pydantic import PositiveInt, model_validator
 
 from linksim.configs import MethodConfig
 from linksim.files import atomic_path
+from linksim.phy.mapping import MODULATIONS
 
-__all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "BITS_PER_SYMBOL", "PHY_COLUMNS", "plot_ber"]
+__all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "PHY_COLUMNS", "plot_ber"]
 
-BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 
 #: Columns a phy study adds to its row (besides method, kind, channel, point, seed and the axes).
 PHY_COLUMNS = [
@@ -85,7 +85,7 @@ class PhyBerConfig(MethodConfig):
     """
 
     kind: Literal["phy_ber"] = "phy_ber"
-    modulation: Literal["bpsk", "qpsk", "16qam", "64qam", "256qam"] = "qpsk"
+    modulation: Literal[tuple(MODULATIONS)] = "qpsk"
     coding: Literal["none", "ldpc"] = "none"
     k: PositiveInt | None = None
     n: PositiveInt | None = None
@@ -112,7 +112,7 @@ class PhyBerConfig(MethodConfig):
 
     @property
     def bits_per_symbol(self) -> int:
-        return BITS_PER_SYMBOL[self.modulation]
+        return MODULATIONS[self.modulation]
 
 
 class PhyBerStudy(Study):
@@ -182,7 +182,7 @@ class PhyBerStudy(Study):
             "blocks": res.blocks,
             "block_errors": res.block_errors,
             "stopped_early": res.stopped_early,
-            "channel_uses": grid.num_data + grid.pilot_res + grid.cp_samples,
+            "channel_uses": grid.channel_uses,  # data symbols, as image rows; pilots + CP: overhead
             "overhead": grid.overhead,
         }
 
@@ -193,7 +193,7 @@ def _theory(channel: str, modulation: str, coding: str, ebno_db):
 
     if coding != "none":
         return None
-    m = 2 ** BITS_PER_SYMBOL[modulation]
+    m = 2 ** MODULATIONS[modulation]
     if channel == "awgn":
         return theory.ber_mqam_awgn(ebno_db, m)
     if channel == "rayleigh":

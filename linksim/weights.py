@@ -1,5 +1,12 @@
 """Weight files: one place that knows every model file the project loads (DESIGN.md §7–§8).
 
+The one table of weight files (:data:`KNOWN`): the metric backbones, the published priors, the
+user-supplied SD 2.1 files and every embedded model committed under ``codecs/*/embedded/`` (full
+sha256 and size where we have the file: bundled and embedded files; the torch-hub files carry the
+published sha256 prefix of their names). This module sits below ``linksim.codecs`` in the layers
+(it imports only :mod:`linksim.errors`), so the codecs use it too (``$LINKSIM_WEIGHTS`` is read
+here alone, :func:`project_weights_dir`).
+
 A weight file is named either by a path or by a known name of the :data:`KNOWN` table (``alexnet``,
 ``vgg16``, ``inception_fid``, ...; the file name itself, e.g. ``alexnet-owt-7be5be79.pth``, works too).
 :func:`resolve` looks, in this order, in
@@ -28,8 +35,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from linksim.errors import WeightsUnavailable
 
@@ -164,8 +169,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="segmenter_scenes",
             filename="segmenter_scenes.safetensors",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="8141dc1cbcbd3da88de98cc2a932b665803d026f47c5287e70bf8c6e96e4da18",
+            size=388760,
             used_by="miou (the embedded segmenter of the procedural scenes, trained by `linksim train segmenter`)",
             package=("linksim.codecs.gesco", "embedded/segmenter.safetensors"),
         ),
@@ -192,8 +197,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="adjscc_c2",
             filename="adjscc_c2.safetensors",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="ef17b552a6d7b75ea54c3aaf305a900ba9251357325d529d278b44fded78ca25",
+            size=1168268,
             used_by="jscc model: embedded at CBR 1/48 (C=2, trained by us)",
             package=("linksim.codecs.jscc", "embedded/adjscc_c2.safetensors"),
         ),
@@ -201,8 +206,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="adjscc_c4",
             filename="adjscc_c4.safetensors",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="72ae813ea56e013f2c6ae299265086c56812e0159c1a9b303afba70cf4bf3289",
+            size=1177900,
             used_by="jscc model: embedded at CBR 1/24 (C=4, trained by us)",
             package=("linksim.codecs.jscc", "embedded/adjscc_c4.safetensors"),
         ),
@@ -210,8 +215,8 @@ KNOWN: dict[str, WeightSpec] = {
             name="ddpm_embedded",
             filename="diffusion_pytorch_model.safetensors",
             url=None,
-            sha256=None,
-            size=None,
+            sha256="43381aba55fbfb151acf9a1c1c10e6236a6789b9125e96d6b83ca39dbdd0de47",
+            size=2246254,
             used_by="prior: embedded (diffusers UNet2DModel, trained by us)",
             package=("linksim.codecs.diffusion", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
         ),
@@ -233,6 +238,42 @@ KNOWN: dict[str, WeightSpec] = {
             used_by="lrisc diffusion: embedded (latent-conditioned diffusers UNet2DModel, trained by us)",
             package=("linksim.codecs.lrisc", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
         ),
+        WeightSpec(
+            name="resnet_c4",
+            filename="resnet_c4.safetensors",
+            url=None,
+            sha256="5ec5cf4a62dc850964b7891488c854d71d780195e6074148cb3665d49f8dc68e",
+            size=1944782,
+            used_by="jscc model: embedded_resnet at CBR 1/384 (DiffJSCC stage 1, C=4, trained by us)",
+            package=("linksim.codecs.jscc", "embedded/resnet_c4.safetensors"),
+        ),
+        WeightSpec(
+            name="resnet_c16",
+            filename="resnet_c16.safetensors",
+            url=None,
+            sha256="c4be23c6f846030bb8e64fbf202c54405361c499d08fb8d1538f684e23cc9535",
+            size=1965550,
+            used_by="jscc model: embedded_resnet at CBR 1/96 (DiffJSCC stage 1, C=16, trained by us)",
+            package=("linksim.codecs.jscc", "embedded/resnet_c16.safetensors"),
+        ),
+        WeightSpec(
+            name="diffjscc_refiner",
+            filename="diffjscc_refiner.safetensors",
+            url=None,
+            sha256="34599433153eb782ea81ed4d0131b94cded0fe6961187fef1b1e5adb510cdadb",
+            size=2289854,
+            used_by="diffjscc backbone: embedded (conditional pixel DDPM refiner, trained by us)",
+            package=("linksim.codecs.diffjscc", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
+        ),
+        WeightSpec(
+            name="gesco_noisy",
+            filename="gesco_noisy.safetensors",
+            url=None,
+            sha256="7db313c86173eb7b156729d9c8ed6679e85622d4c5968edcd62e5eec59b2e429",
+            size=1347126,
+            used_by="gesco model: embedded (SPADE semantic diffusion UNet, noisy training, trained by us)",
+            package=("linksim.codecs.gesco", "embedded/gesco_noisy.safetensors"),
+        ),
     )
 }
 
@@ -249,6 +290,8 @@ def project_weights_dir() -> Path:
 
 def hub_checkpoints_dir() -> Path:
     """torch's hub checkpoint cache, ``torch.hub.get_dir()/checkpoints`` (honours ``$TORCH_HOME``)."""
+    import torch  # here, not at import: the weights table is read by light commands and by codecs
+
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 

@@ -137,6 +137,12 @@ class GridInfo:
     cp_samples: int = 0
 
     @property
+    def channel_uses(self) -> int:
+        """Channel uses reported per example: the data symbols ``num_data`` (the CBR numerator,
+        DESIGN.md §3), for image methods and phy studies alike; pilots and CP are :attr:`overhead`."""
+        return self.num_data
+
+    @property
     def overhead(self) -> float:
         """Extra channel uses (pilots + CP) per data symbol, e.g. 0.1 = 10 % on top of ``num_data``."""
         return (self.pilot_res + self.cp_samples) / self.num_data

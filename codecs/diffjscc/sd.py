@@ -37,11 +37,12 @@ any other file is refused with the keys it lacks (never loaded partially).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from linksim.weights import KNOWN, project_weights_dir
 
 from .pixel import SNR_SCALE
 
@@ -54,18 +55,14 @@ _SD_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "va
              "vae/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
 
 
-def _weights_dir() -> Path:
-    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights"))
-
-
 def default_sd_path() -> Path:
     """``$LINKSIM_WEIGHTS/stable-diffusion-2-1-base`` (the diffusers folder of SD 2.1-base)."""
-    return _weights_dir() / "stable-diffusion-2-1-base"
+    return project_weights_dir() / KNOWN["sd21_unet"].filename.split("/")[0]
 
 
 def default_control_path() -> Path:
     """``$LINKSIM_WEIGHTS/diffjscc_control.safetensors`` (a control network in our layout)."""
-    return _weights_dir() / "diffjscc_control.safetensors"
+    return project_weights_dir() / KNOWN["diffjscc_control"].filename
 
 
 def snr_features(snr_db: torch.Tensor, dim: int = SNR_EMBED_DIM) -> torch.Tensor:

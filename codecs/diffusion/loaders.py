@@ -16,13 +16,14 @@ where the public checkpoint can be fetched (the engine's weights resolver does d
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from linksim.weights import KNOWN, project_weights_dir
 
 from .adm_unet import ADMUNet
 from .prior import Prior
@@ -57,17 +58,10 @@ PRIOR_CONFIGS: dict[str, dict[str, Any]] = {
     ),
 }
 
-#: Where each published checkpoint comes from (recorded as data; never fetched here).
+#: Where each published checkpoint comes from: its file name and URL in the one weights table
+#: (:data:`linksim.weights.KNOWN`; never fetched here).
 PRIOR_SOURCES: dict[str, dict[str, str]] = {
-    "ffhq_10m": dict(
-        filename="ffhq_10m.pt",
-        url="the Google Drive link in the README of "
-        "https://github.com/DPS2022/diffusion-posterior-sampling",
-    ),
-    "imagenet256_uncond": dict(
-        filename="256x256_diffusion_uncond.pt",
-        url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
-    ),
+    name: dict(filename=KNOWN[name].filename, url=KNOWN[name].url) for name in PRIOR_CONFIGS
 }
 
 # File stems that identify a published config when no config is given.
@@ -229,11 +223,6 @@ def load_diffusers_prior(path: str | Path, *, torch_dtype: torch.dtype | None = 
     return Prior(DiffusersUNet(unet), _betas_from_scheduler_config(cfg), learned, fixed_variance=fixed)
 
 
-def _weights_dir() -> Path:
-    """The project weights directory (``$LINKSIM_WEIGHTS`` or ``./weights``), as the engine uses."""
-    return Path(os.environ.get("LINKSIM_WEIGHTS", "weights"))
-
-
 def load_prior(
     spec: str | Path | Mapping[str, Any],
     device: str | torch.device | None = None,
@@ -257,7 +246,7 @@ def load_prior(
         path = Path(spec.pop("path"))
         kwargs = {**spec, **kwargs}
     elif isinstance(spec, str) and spec in PRIOR_SOURCES:
-        path = _weights_dir() / PRIOR_SOURCES[spec]["filename"]
+        path = project_weights_dir() / PRIOR_SOURCES[spec]["filename"]
         kwargs.setdefault("config", spec)
     else:
         path = Path(spec)

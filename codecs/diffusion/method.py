@@ -8,7 +8,6 @@ Kinds ``diffcom``, ``hifi_diffcom`` and ``blind_diffcom`` share the transmitter 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -51,6 +50,8 @@ def load_prior(spec: str, device: str | torch.device = "cpu"):
 
 def _check_prior(spec: str) -> None:
     """``ValueError`` (one line) unless the prior ``spec`` names an existing file or directory."""
+    from linksim.weights import project_weights_dir
+
     from .loaders import PRIOR_SOURCES
 
     if spec == "embedded":
@@ -58,7 +59,7 @@ def _check_prior(spec: str) -> None:
             raise ValueError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist")
     elif spec in PRIOR_SOURCES:
         # the directory loaders.load_prior looks in for published names
-        path = Path(os.environ.get("LINKSIM_WEIGHTS", "weights")) / PRIOR_SOURCES[spec]["filename"]
+        path = project_weights_dir() / PRIOR_SOURCES[spec]["filename"]
         if not path.is_file():
             raise ValueError(f"prior {spec!r}: {path} does not exist (download it from {PRIOR_SOURCES[spec]['url']})")
     elif not Path(spec).expanduser().exists():

@@ -212,6 +212,21 @@ def test_phy_ber_end_to_end(tmp_path, capsys):
     pd.testing.assert_frame_equal(before, _table(tmp_path / "out" / "results.csv"))
 
 
+def test_phy_ber_channel_uses_are_data_symbols(tmp_path):
+    """phy_ber counts channel uses as image rows do (issue 13): the data symbols of one example, pilots
+    and cyclic prefix only in `overhead`. 2 LDPC codewords of n = 1024 on 16-QAM = 512 data symbols on
+    an OFDM frame of 16 data symbols x 32 subcarriers, + 1 pilot symbol (32 REs), CP 12 on 17 symbols."""
+    raw = {"name": "cu", "seed": 0, "device": "cpu",
+           "channel": {"kind": "ofdm", "paths": 4, "cp": 12, "data_symbols": 16, "pilot_symbols": 1},
+           "sweep": {"ebno_db": [20]},
+           "methods": [{"kind": "phy_ber", "modulation": "16qam", "coding": "ldpc", "k": 512, "n": 1024,
+                        "codewords": 2, "batch_size": 1, "max_blocks": 2, "max_bit_errors": None}]}
+    out = run_scenario(scenario_from_dict(raw), output=tmp_path / "out")
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    assert row["channel_uses"] == 2 * 1024 // 4
+    assert row["overhead"] == pytest.approx((32 + 17 * 12) / 512)
+
+
 def test_list_shows_registered_names(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import urllib.error
 
 import pytest
@@ -150,9 +151,25 @@ class TestListWeights:
 
 
 class TestIntegrity:
-    #: bundled with third-party wheels: full sha256 pinned (our own embedded models, which their
-    #: owners retrain, are not pinned yet — see the issue-12 note)
+    #: bundled with third-party wheels: full sha256 pinned
     HEADS = ("lpips_alex_head", "lpips_vgg_head", "dists_head", "inception_fid_helper")
+
+    def test_every_embedded_model_is_in_the_one_table_with_its_full_sha256(self):
+        """Every weight file committed under codecs/*/embedded/ is a KNOWN entry (package path) whose
+        full sha256 and size match the file: one table, no second list of our own models."""
+        root = Path(__file__).resolve().parents[2] / "codecs"
+        files = sorted(p for ext in ("*.safetensors", "*.pt", "*.pth") for p in root.glob(f"*/embedded/**/{ext}"))
+        assert len(files) >= 8
+        by_package = {spec.package: spec for spec in weights.KNOWN.values() if spec.package}
+        for f in files:
+            rel = f.relative_to(root)
+            key = (f"linksim.codecs.{rel.parts[0]}", "/".join(rel.parts[1:]))
+            assert key in by_package, f"{rel} is not in linksim.weights.KNOWN"
+            spec = by_package[key]
+            assert spec.sha256 and len(spec.sha256) == 64, spec.name
+            assert hashlib.sha256(f.read_bytes()).hexdigest() == spec.sha256, f"{spec.name}: retrained? update KNOWN"
+            assert f.stat().st_size == spec.size, spec.name
+            assert weights.resolve(spec.name, allow_download=False) == f
 
     def test_every_bundled_file_has_a_full_sha256_that_matches(self):
         for name in self.HEADS:
