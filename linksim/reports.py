@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from linksim.configs import DEFAULT_METRICS
 from linksim.errors import DataError
 from linksim.files import atomic_path, atomic_write_text
 from linksim.summary import as_bool, paired_differences, t_interval
@@ -79,8 +80,6 @@ DPI = 150
 MIN_BAND_N = 5
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
-#: default metrics of a run that names none (engine.DEFAULT_METRICS; kept here so reports stay light)
-DEFAULT_METRICS = ("psnr", "ms_ssim")
 
 
 def recon_dirname(csnr_db: float, cbr) -> str:

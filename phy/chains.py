@@ -28,7 +28,6 @@ from .mapping import QAMDemapper, QAMMapper, bits_per_symbol
 __all__ = ["link_class", "build_link", "grid_info", "ChannelState", "AnalogChain", "DigitalChain",
            "DigitalRx"]
 
-_PERM_KEY = "interleaver_perm"  # where AnalogChain keeps its permutation in realization.extra
 
 
 def _package_links() -> tuple[type[Link], ...]:
@@ -225,7 +224,7 @@ class AnalogChain(nn.Module):
         """Draw the channel, then (with interleaving) the permutation, both with ``generator``."""
         realization = self.link.generate(batch_size, generator)
         if self.interleaver is not None:
-            realization.extra[_PERM_KEY] = self.interleaver.draw(generator, self.device)
+            realization.perm = self.interleaver.draw(generator, self.device)
         return realization
 
     def apply(self, x, realization: ChannelRealization, no, generator: torch.Generator):
@@ -236,7 +235,7 @@ class AnalogChain(nn.Module):
         no = _as_batch(no, x.shape[0], x)
         scale = _unit_power_scale(x)
         xs = x * scale[:, None]
-        perm = realization.extra.get(_PERM_KEY) if self.interleaver is not None else None
+        perm = realization.perm if self.interleaver is not None else None
         if self.interleaver is not None and perm is None:
             raise ValueError("realization has no interleaver permutation; draw it with AnalogChain.generate")
         if perm is not None:

@@ -16,6 +16,7 @@ import math
 import torch
 
 from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
+from .validation import check_one_of
 
 __all__ = ["complex_normal", "awgn", "rayleigh_block_fading", "FlatLink"]
 
@@ -116,8 +117,7 @@ class FlatLink(Link):
 
     def __init__(self, cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single"):
         super().__init__(cfg, num_symbols, device)
-        if precision not in ("single", "double"):
-            raise ValueError(f"precision must be 'single' or 'double'; got {precision!r}")
+        check_one_of("precision", precision, ("single", "double"))
         self.precision = precision
         self.cdtype = torch.complex64 if precision == "single" else torch.complex128
 
@@ -153,11 +153,11 @@ class FlatLink(Link):
         y, _ = awgn(hx, no, generator)
         w = self._weights(h, no)
         no_eff = no[:, None] * w.abs().square()  # = N0 / |h|² for both equalisers
-        return LinkOutput(y_eq=w * y, no_eff=no_eff, h_hat=h, err_var=None, weights={"w": w}, y=y, no=no)
+        return LinkOutput(y_eq=w * y, no_eff=no_eff, h_hat=h, err_var=None, weights=w, y=y, no=no)
 
     def noise_free(self, x, realization, out, use_true_channel=False) -> torch.Tensor:
         """``w h x`` with the stored weights ``w`` (flat links: ``h_hat`` is the true ``h``)."""
-        return out.weights["w"] * (self.data_channel(realization, out, use_true_channel) * x)
+        return out.weights * (self.data_channel(realization, out, use_true_channel) * x)
 
     def received_data(self, out: LinkOutput) -> torch.Tensor:
         """``y = h x + n`` as received (before the equaliser), ``[B, N]``."""

@@ -11,11 +11,13 @@ Shapes: ``B`` examples (images or codeword blocks), ``N`` data symbols per examp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from .validation import check_one_of
 
 SNR_REFERENCES = ("average", "instantaneous")
 ESTIMATORS = ("perfect", "ls", "lmmse")
@@ -86,12 +88,9 @@ class LinkConfig:
         return dict(self.options).get(key, default)
 
     def __post_init__(self):
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}; got {self.estimator!r}")
-        if self.equalizer not in EQUALIZERS:
-            raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {self.equalizer!r}")
-        if self.snr_reference not in SNR_REFERENCES:
-            raise ValueError(f"snr_reference must be one of {SNR_REFERENCES}; got {self.snr_reference!r}")
+        check_one_of("estimator", self.estimator, ESTIMATORS)
+        check_one_of("equalizer", self.equalizer, EQUALIZERS)
+        check_one_of("snr_reference", self.snr_reference, SNR_REFERENCES)
 
 
 def instantaneous_noise(no: torch.Tensor, received: torch.Tensor, reference: str) -> torch.Tensor:
@@ -104,10 +103,8 @@ def instantaneous_noise(no: torch.Tensor, received: torch.Tensor, reference: str
         (``no · mean|received|²``: the measured received power over ``1/N0``)
     :returns: ``[B]`` real, detached (the noise level is a property of the channel, not of x)
     """
-    if reference == "average":
+    if check_one_of("snr_reference", reference, SNR_REFERENCES) == "average":
         return no
-    if reference != "instantaneous":
-        raise ValueError(f"snr_reference must be one of {SNR_REFERENCES}; got {reference!r}")
     power = received.detach().abs().square().flatten(1).mean(-1).to(no.dtype)
     return no * power
 
@@ -155,11 +152,18 @@ class ChannelRealization:
     :param h: the true channel; layout depends on the link (flat: ``[B, N]`` complex gain per
         symbol; OFDM: ``[B, F, S, M]`` frequency response per resource element, ``F`` frames,
         ``S`` OFDM symbols, ``M`` subcarriers)
-    :param extra: link-specific tensors (time-domain taps, pilots, ...)
+    :param taps: multipath links: ``[B, L]`` complex tap gains of the draw (``None`` for flat links)
+    :param delays: multipath links: ``[L]`` tap delays [s]
+    :param perm: ``[N]`` int64 interleaver permutation drawn with the channel by
+        :class:`~linksim.phy.chains.AnalogChain` (``None`` without interleaving)
+
+    A link of another package that draws more subclasses this dataclass.
     """
 
     h: torch.Tensor
-    extra: dict = field(default_factory=dict)
+    taps: torch.Tensor | None = None
+    delays: torch.Tensor | None = None
+    perm: torch.Tensor | None = None
 
 
 @dataclass
@@ -171,8 +175,8 @@ class LinkOutput:
         (includes channel-estimation error where the estimator reports it)
     :param h_hat: the estimated channel, same layout as :attr:`ChannelRealization.h`
     :param err_var: estimation error variance (same layout as ``h_hat``, or ``None`` when perfect)
-    :param weights: equaliser state needed to re-apply the *same* equaliser in
-        :meth:`Link.noise_free` (link-specific)
+    :param weights: the equaliser taps ``w`` (same layout as ``h_hat``) that
+        :meth:`Link.noise_free` re-applies, so the *same* equaliser is used
     :param y: the received signal before equalisation (link-specific layout), for blind receivers
     :param no: ``[B]`` the noise variance ``N0`` actually applied (differs from the requested one
         with ``snr_reference: instantaneous``); ``None`` = as requested
@@ -182,7 +186,7 @@ class LinkOutput:
     no_eff: torch.Tensor
     h_hat: torch.Tensor | None = None
     err_var: torch.Tensor | None = None
-    weights: dict = field(default_factory=dict)
+    weights: torch.Tensor | None = None
     y: torch.Tensor | None = None
     no: torch.Tensor | None = None
 

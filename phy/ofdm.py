@@ -32,8 +32,8 @@ the known PDP covariance) and :mod:`linksim.phy.equalization` (one-tap ZF / unbi
 
 Layouts: ``x`` ``[B, N]``; grids ``[B, F, S, M]`` (frames, OFDM symbols, subcarriers in Sionna's
 centred order). :class:`~linksim.phy.links.ChannelRealization`: ``h`` ``[B, F, S, M]`` true
-frequency response; ``extra["a"]`` ``[B, L]`` complex tap gains, ``extra["tau"]`` ``[L]``
-delays [s]. ``LinkOutput.weights["w"]`` ``[B, F, S, M]`` equaliser taps; ``LinkOutput.y`` the
+frequency response; ``taps`` ``[B, L]`` complex tap gains, ``delays`` ``[L]``
+delays [s]. ``LinkOutput.weights`` ``[B, F, S, M]`` equaliser taps; ``LinkOutput.y`` the
 received grid ``[B, F, S, M]`` (pilots included).
 """
 
@@ -50,6 +50,7 @@ from .estimation import build_estimator
 from .impairments import clip_amplitude
 from .links import ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
 from .multipath import ExpDecayPDP, TDLProfile, frequency_covariance, frequency_response
+from .validation import check_one_of
 
 __all__ = ["OFDMLink", "pilot_symbol_indices", "qpsk_pilots"]
 
@@ -101,10 +102,8 @@ class OFDMLink(Link):
                  domain: str = "freq", interpolation: str = "nn", carrier_frequency: float = 3.5e9,
                  pilot_seed: int = 0):
         super().__init__(cfg, num_symbols, device)
-        if precision not in ("single", "double"):
-            raise ValueError(f"precision must be 'single' or 'double'; got {precision!r}")
-        if domain not in ("freq", "time"):
-            raise ValueError(f"domain must be 'freq' or 'time'; got {domain!r}")
+        check_one_of("precision", precision, ("single", "double"))
+        check_one_of("domain", domain, ("freq", "time"))
         if domain == "time" and cfg.kind != "ofdm":
             raise ValueError("domain='time' needs integer-sample taps (kind='ofdm'); TDL runs in 'freq'")
         self.precision = precision
@@ -198,8 +197,8 @@ class OFDMLink(Link):
         a, tau = self.channel_model(batch_size, 1, None, generator=generator)
         hf = frequency_response(a, tau, self.num_subcarriers, self.cfg.subcarrier_spacing)
         h = hf[:, None, None, :].expand(-1, self.num_frames, self.num_ofdm_symbols, -1).contiguous()
-        return ChannelRealization(h=h.to(self.cdtype), extra={
-            "a": a[:, 0, 0, 0, 0, :, 0].to(self.cdtype), "tau": tau[0, 0, 0].clone()})
+        return ChannelRealization(h=h.to(self.cdtype), taps=a[:, 0, 0, 0, 0, :, 0].to(self.cdtype),
+                                  delays=tau[0, 0, 0].clone())
 
     # ---------------------------------------------------------------- building blocks
     def map(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,7 +261,7 @@ class OFDMLink(Link):
         xg = self.map(x)
         if self.domain == "time":
             xt = self.waveform(xg)
-            yt = self._convolve(xt, realization.extra["a"].to(self.cdtype))
+            yt = self._convolve(xt, realization.taps.to(self.cdtype))
             no = instantaneous_noise(no, yt, self.cfg.snr_reference)
             n = complex_normal(yt.shape, generator, self.cdtype, self.device)
             yg = self.demodulator(yt + n * no.sqrt()[:, None, None])
@@ -279,7 +278,7 @@ class OFDMLink(Link):
             # pilot-free: no estimate, no equaliser; y_eq is the raw data REs (blind receivers only)
             ones = torch.ones_like(yg)
             return LinkOutput(y_eq=self.extract(yg), no_eff=no[:, None].expand(b, self.num_symbols).clone(),
-                              h_hat=None, err_var=None, weights={"w": ones}, y=yg, no=no)
+                              h_hat=None, err_var=None, weights=ones, y=yg, no=no)
         if self.estimator is None:
             h_hat, err_var = h, None
         else:
@@ -290,7 +289,7 @@ class OFDMLink(Link):
             err_var = err_var.reshape(b, f, s, m).to(_REAL[self.cdtype])
         y_eq, no_eff, w = equalize(yg, h_hat, no[:, None, None, None], err_var, self.cfg.equalizer)
         return LinkOutput(y_eq=self.extract(y_eq), no_eff=self.extract(no_eff), h_hat=h_hat,
-                          err_var=err_var, weights={"w": w}, y=yg, no=no)
+                          err_var=err_var, weights=w, y=yg, no=no)
 
     def noise_free(self, x: torch.Tensor, realization: ChannelRealization, out: LinkOutput,
                    use_true_channel: bool = False) -> torch.Tensor:
@@ -302,7 +301,7 @@ class OFDMLink(Link):
         h = realization.h if use_true_channel else out.h_hat
         if h is None:
             raise ValueError("this OFDM link has no channel estimate (pilot_symbols 0)")
-        return self.extract(out.weights["w"] * h * self._tx_grid(x))
+        return self.extract(out.weights * h * self._tx_grid(x))
 
     def received_data(self, out: LinkOutput) -> torch.Tensor:
         """The data REs of the received grid ``out.y`` (pilot REs dropped), ``[B, N]`` on-air order."""

@@ -114,6 +114,7 @@ class HEVCCodec(SourceCodec):
 
     .. rubric:: Example
 
+    >>> import torch
     >>> codec = HEVCCodec()
     >>> payload = codec.encode(torch.rand(3, 32, 32), 32)
     >>> codec.decode(payload, 32, 32).shape

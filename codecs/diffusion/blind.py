@@ -29,13 +29,25 @@ noise ``CN(0, 1)`` on the image's schedule, ``h_t ~ CN(0, σ_t²)`` with
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from .sampler import DiffusionReceiver
+from .sampler import DiffusionReceiver, MeasurementContext
 from .schedules import posterior_coefficients
 
-__all__ = ["SUCCESS_NMSE", "taps_frequency_matrix", "BlindDiffCom"]
+__all__ = ["SUCCESS_NMSE", "taps_frequency_matrix", "BlindContext", "BlindDiffCom"]
+
+
+@dataclass
+class BlindContext(MeasurementContext):
+    """:class:`MeasurementContext` + what the tap model needs: the OFDM ``link``, ``fmat`` ``[M, L]``
+    (taps -> frequency response) and ``sub`` ``[N]`` (the subcarrier of each data RE)."""
+
+    link: Any = None
+    fmat: Any = None
+    sub: Any = None
 
 #: a run "succeeds" when its tap NMSE is below this (−10 dB); ``channel_success`` per image
 SUCCESS_NMSE = 0.1
@@ -77,7 +89,7 @@ class BlindDiffCom(DiffusionReceiver):
         self.pilot_aided = bool(pilot_aided)
         self.success_nmse = float(success_nmse)
 
-    def prepare(self, rx, state) -> dict:
+    def prepare(self, rx, state) -> BlindContext:
         link = getattr(state, "link", None)
         if link is None or getattr(link, "cfg", None) is None or link.cfg.kind != "ofdm":
             raise ValueError("Blind-DiffCom needs an OFDM link with sample-spaced taps (link kind 'ofdm')")
@@ -91,11 +103,10 @@ class BlindDiffCom(DiffusionReceiver):
         # the subcarrier of each data RE, read off the link's own RE order (extract of an index grid)
         m = link.num_subcarriers
         sub = link.extract(torch.arange(m, device=y.device).expand(1, *grid.shape[1:]).to(grid.dtype))
-        return {"y": y, "state": state, "link": link, "fmat": fmat, "sub": sub.real.long()[0],
-                "batch": y.shape[0], "weight": None}
+        return BlindContext(y=y, state=state, link=link, fmat=fmat, sub=sub.real.long()[0])
 
     def init(self, ctx, generator):
-        return self._randn((ctx["batch"], 3, *self.image_shape), generator, ctx["y"].device)
+        return self._randn((ctx.batch, 3, *self.image_shape), generator, ctx.y.device)
 
     def _sigma2(self, t: int) -> torch.Tensor:
         a = float(self._ac[t])
@@ -104,7 +115,7 @@ class BlindDiffCom(DiffusionReceiver):
     def init_aux(self, ctx, generator):
         # h_{T-1} ~ CN(0, σ²): real and imaginary parts N(0, σ²/2); stored as real [B, L, 2].
         sd = (self._sigma2(self.timesteps()[0]) / 2).sqrt()
-        z = self._randn((ctx["batch"], len(self.powers), 2), generator, ctx["y"].device)
+        z = self._randn((ctx.batch, len(self.powers), 2), generator, ctx.y.device)
         return {"h": z * sd.to(z.device)[None, :, None]}
 
     def _h0(self, h_t: torch.Tensor, t: int) -> torch.Tensor:
@@ -127,23 +138,23 @@ class BlindDiffCom(DiffusionReceiver):
     def learning_rate(self, i, n):
         return self.lr * (1 - i / n)
 
-    def simulate_measurement(self, x0_hat: torch.Tensor, h: torch.Tensor, ctx: dict) -> torch.Tensor:
+    def simulate_measurement(self, x0_hat: torch.Tensor, h: torch.Tensor, ctx: MeasurementContext) -> torch.Tensor:
         """``H(h) ⊙ X(x̂0)``: ``[B, N]`` on the data REs (``pilot_aided``: the whole grid
         ``[B, F, S, M]`` with the pilots the transmitter sends)."""
-        hf = h.to(ctx["y"].dtype) @ ctx["fmat"].T  # [B, M]
-        state = ctx["state"]
+        hf = h.to(ctx.y.dtype) @ ctx.fmat.T  # [B, M]
+        state = ctx.state
         if self.pilot_aided:
             x = state._on_air(self.encode(x0_hat))
-            return hf[:, None, None, :] * ctx["link"]._tx_grid(x)
-        return hf[:, ctx["sub"]] * state.transmitted(self.encode(x0_hat))
+            return hf[:, None, None, :] * ctx.link._tx_grid(x)
+        return hf[:, ctx.sub] * state.transmitted(self.encode(x0_hat))
 
     def guide(self, x0_hat, ctx, step):
-        y_sim = self.simulate_measurement(x0_hat, ctx["aux_x0"]["h"], ctx)
+        y_sim = self.simulate_measurement(x0_hat, ctx.aux_x0["h"], ctx)
         return self.zeta * self.residual_norm(y_sim, ctx)
 
     def extras(self, res, ctx):
-        real = ctx["state"].realization
-        h_true = real.extra.get("a") if real is not None else None
+        real = ctx.state.realization
+        h_true = real.taps if real is not None else None
         if h_true is None:
             return {}
         h_hat = torch.view_as_complex(res.aux["h"].contiguous()).to(h_true.dtype)

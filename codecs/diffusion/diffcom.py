@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .sampler import DiffusionReceiver
+from .sampler import DiffusionReceiver, MeasurementContext
 
 __all__ = ["DiffCom"]
 
@@ -21,5 +21,5 @@ class DiffCom(DiffusionReceiver):
     """DiffCom receiver; see :class:`~linksim.codecs.diffusion.sampler.DiffusionReceiver` for the
     parameters (``zeta=1``, ``lr=1`` defaults, ``num_steps=None`` = all ``T`` steps)."""
 
-    def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:
+    def guide(self, x0_hat: torch.Tensor, ctx: MeasurementContext, step: int) -> torch.Tensor:
         return self.zeta * self.residual_norm(self.simulate(self.encode(x0_hat), ctx), ctx)

@@ -22,14 +22,24 @@ option) takes ``round(step_scale·(t_start'+1))`` strided steps over the same ra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
 
-from .sampler import DiffusionReceiver, spaced_steps
+from .sampler import DiffusionReceiver, MeasurementContext, spaced_steps
 
-__all__ = ["t_start", "HiFiDiffCom"]
+__all__ = ["t_start", "HiFiContext", "HiFiDiffCom"]
+
+
+@dataclass
+class HiFiContext(MeasurementContext):
+    """:class:`MeasurementContext` + ``x_mse``: the JSCC decode of the biased-MMSE estimate
+    ``[B, 3, H, W]`` in [0, 1] (HiFi's start point and the target of its consistency term)."""
+
+    x_mse: Any = None
 
 
 def t_start(csnr_db: float, cbr, alphas_cumprod, kappa: float = 5.0) -> int:
@@ -102,29 +112,29 @@ class HiFiDiffCom(DiffusionReceiver):
 
     def _decode(self, y_data, ctx, tx_scale):
         """``D(Aᵀ(y_data))``: biased MMSE + de-interleave, then the JSCC decoder."""
-        return self.jscc.decode(ctx["state"].biased_mmse(y_data), self.csnr_db, no_eff=ctx["no_eff"],
+        return self.jscc.decode(ctx.state.biased_mmse(y_data), self.csnr_db, no_eff=ctx.no_eff,
                                 image_size=self.image_shape, tx_scale=tx_scale)
 
-    def prepare(self, rx, state) -> dict:
-        ctx = super().prepare(rx, state)
+    def prepare(self, rx, state) -> HiFiContext:
+        ctx = HiFiContext(**vars(super().prepare(rx, state)))
         with torch.no_grad():
-            ctx["x_mse"] = self._decode(state.received(), ctx, ctx["tx_scale"]).clamp(0, 1)
+            ctx.x_mse = self._decode(state.received(), ctx, ctx.tx_scale).clamp(0, 1)
         return ctx
 
-    def init(self, ctx: dict, generator: torch.Generator) -> torch.Tensor:
-        x_mse = ctx["x_mse"]
+    def init(self, ctx: MeasurementContext, generator: torch.Generator) -> torch.Tensor:
+        x_mse = ctx.x_mse
         a = float(self._ac[self.t_start])
         eps = self._randn(x_mse.shape, generator, x_mse.device)
         return a**0.5 * (2 * x_mse - 1) + (1 - a) ** 0.5 * eps
 
-    def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:
-        tx_scale = ctx["tx_scale"]
+    def guide(self, x0_hat: torch.Tensor, ctx: MeasurementContext, step: int) -> torch.Tensor:
+        tx_scale = ctx.tx_scale
         if getattr(getattr(self.jscc, "config", None), "rescale_received", False):
             # public-layout models decode rescaled symbols: use the normaliser of *this* x̂0
             x_tx, tx_scale = self.jscc.encode((x0_hat + 1) / 2, self.csnr_db, return_scale=True)
         else:
             x_tx = self.encode(x0_hat)
         meas = self.residual_norm(self.simulate(x_tx, ctx), ctx)
-        d = self._decode(ctx["state"].forward_received(x_tx), ctx, tx_scale)
-        cons = (ctx["x_mse"] - d).flatten(1).square().sum(-1).sqrt()
+        d = self._decode(ctx.state.forward_received(x_tx), ctx, tx_scale)
+        cons = (ctx.x_mse - d).flatten(1).square().sum(-1).sqrt()
         return self.zeta * meas + self.gamma * cons

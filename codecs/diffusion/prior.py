@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from linksim.phy.validation import check_one_of
+
 from .schedules import Schedule, spaced_timesteps
 
 __all__ = ["Prior"]
@@ -50,8 +52,7 @@ class Prior(nn.Module):
         fixed_variance: str = "large",
     ):
         super().__init__()
-        if fixed_variance not in ("large", "small"):
-            raise ValueError(f"fixed_variance must be 'large' or 'small', got {fixed_variance!r}")
+        check_one_of("fixed_variance", fixed_variance, ("large", "small"))
         self.fixed_variance = fixed_variance
         self.net = net
         self.learned_sigma = bool(learned_sigma)

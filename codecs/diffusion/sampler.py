@@ -38,12 +38,44 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from linksim.phy.validation import check_one_of
+
 from ..base import Decoded, Receiver, RxSignal
 
-__all__ = ["MEASUREMENTS", "spaced_steps", "SampleResult", "DiffusionReceiver"]
+__all__ = ["MEASUREMENTS", "spaced_steps", "SampleResult", "MeasurementContext", "DiffusionReceiver"]
+
+
+@dataclass
+class MeasurementContext:
+    """What the guidance of one decode works with (built once by :meth:`DiffusionReceiver.prepare`).
+
+    :param y: the measurement the residual compares against, ``[B, N]`` complex (Blind
+        ``pilot_aided``: the whole received grid ``[B, F, S, M]``)
+    :param state: the :class:`linksim.phy.chains.ChannelState` of the transmission
+    :param y_eq: ``[B, N]`` the equalised symbols
+    :param no_eff: ``[B, N]`` effective noise variance of ``y_eq`` (``None``: not reported)
+    :param tx_scale: the transmitter's power scale (external ADJSCC weights), else ``None``
+    :param weight: per-symbol residual weight ``[B, N]`` (``None`` = 1)
+    :param aux_x0: the clean estimates of the auxiliary variables at the current step
+        (Blind-DiffCom's taps ``{"h": [B, L]}``), set by :meth:`DiffusionReceiver.sample`
+    """
+
+    y: Any
+    state: Any
+    y_eq: Any = None
+    no_eff: Any = None
+    tx_scale: Any = None
+    weight: Any = None
+    aux_x0: dict | None = None
+
+    @property
+    def batch(self) -> int:
+        """``B``, the number of images decoded together."""
+        return self.y.shape[0]
 
 #: what the guidance residual compares (see the module doc)
 MEASUREMENTS = ("received", "equalised")
@@ -105,9 +137,7 @@ class DiffusionReceiver(Receiver):
     def __init__(self, prior, jscc, csnr_db: float, image_shape, *, num_steps: int | None = None,
                  zeta: float = 1.0, lr: float = 1.0, autocast: bool = False, record_metrics: bool = False,
                  measurement: str = "received"):
-        if measurement not in MEASUREMENTS:
-            raise ValueError(f"measurement must be one of {MEASUREMENTS}; got {measurement!r}")
-        self.measurement = measurement
+        self.measurement = check_one_of("measurement", measurement, MEASUREMENTS)
         self.prior = prior
         self.jscc = jscc
         self.csnr_db = float(csnr_db)
@@ -128,33 +158,32 @@ class DiffusionReceiver(Receiver):
         t_max = len(self._ac) - 1
         return spaced_steps(t_max, self.num_steps or t_max + 1)
 
-    def prepare(self, rx: RxSignal, state) -> dict:
-        """The measurement context: ``y`` (the measurement, ``[B, N]``), ``y_eq`` (equalised
-        symbols), ``state``, ``no_eff``, ``tx_scale``, ``weight`` (``None`` = 1)."""
-        ctx = {"y_eq": rx.y, "state": state, "no_eff": getattr(state, "no_eff", None),
-               "tx_scale": rx.tx_meta.get("tx_scale"), "weight": None}
+    def prepare(self, rx: RxSignal, state) -> MeasurementContext:
+        """The :class:`MeasurementContext` of one decode (``measurement: received``: ``y`` = the
+        un-equalised data samples; ``equalised``: ``y`` = ``y_eq`` with the MMSE-bias ``weight``)."""
+        no_eff = getattr(state, "no_eff", None)
         if self.measurement == "received":
-            ctx["y"] = state.received()
+            y, weight = state.received(), None
         else:
-            ctx["y"] = rx.y
-            ctx["weight"] = self.residual_weight(state, ctx["no_eff"], rx.y)
-        return ctx
+            y, weight = rx.y, self.residual_weight(state, no_eff, rx.y)
+        return MeasurementContext(y=y, state=state, y_eq=rx.y, no_eff=no_eff,
+                                  tx_scale=rx.tx_meta.get("tx_scale"), weight=weight)
 
-    def simulate(self, x_tx: torch.Tensor, ctx: dict) -> torch.Tensor:
+    def simulate(self, x_tx: torch.Tensor, ctx: MeasurementContext) -> torch.Tensor:
         """Noise-free ``A`` applied to encoder output ``x_tx`` ``[B, N]``, in the measurement's
         domain (``received``: ``Ĥ ⊙ X``, on-air order; ``equalised``: the chain's equalised
         re-simulation). Differentiable."""
-        state = ctx["state"]
+        state = ctx.state
         if self.measurement == "received":
             return state.forward_received(x_tx)
         return state.forward_operator(x_tx)
 
-    def init(self, ctx: dict, generator: torch.Generator) -> torch.Tensor:
+    def init(self, ctx: MeasurementContext, generator: torch.Generator) -> torch.Tensor:
         """``x`` at the first step (default: pure noise ``N(0, I)``)."""
-        b = ctx["y"].shape[0]
-        return self._randn((b, 3, *self.image_shape), generator, ctx["y"].device)
+        b = ctx.y.shape[0]
+        return self._randn((b, 3, *self.image_shape), generator, ctx.y.device)
 
-    def init_aux(self, ctx: dict, generator: torch.Generator) -> dict:
+    def init_aux(self, ctx: MeasurementContext, generator: torch.Generator) -> dict:
         """Auxiliary variables diffused alongside ``x`` (default: none)."""
         return {}
 
@@ -171,7 +200,7 @@ class DiffusionReceiver(Receiver):
         """Guidance step size at step ``i`` of ``n`` (default: constant :attr:`lr`)."""
         return self.lr
 
-    def guide(self, x0_hat: torch.Tensor, ctx: dict, step: int) -> torch.Tensor:
+    def guide(self, x0_hat: torch.Tensor, ctx: MeasurementContext, step: int) -> torch.Tensor:
         """Per-image guidance loss ``[B]`` of the clean estimate ``x0_hat`` ``[B,3,H,W]`` in [-1,1]."""
         raise NotImplementedError
 
@@ -187,19 +216,19 @@ class DiffusionReceiver(Receiver):
         return (1.0 / (1.0 + no_eff.real.float())).to(y.device).expand(y.shape)
 
     @staticmethod
-    def residual_norm(y_sim: torch.Tensor, ctx: dict, weighted: bool = True) -> torch.Tensor:
+    def residual_norm(y_sim: torch.Tensor, ctx: MeasurementContext, weighted: bool = True) -> torch.Tensor:
         """``‖w ⊙ (y − y_sim)‖₂`` per image ``[B]`` over all but the batch dimension (``w`` =
-        ``ctx["weight"]`` when present and ``weighted``, else 1; ``y`` = ``ctx["y"]``)."""
-        r = ctx["y"] - y_sim
-        if weighted and ctx.get("weight") is not None:
-            r = r * ctx["weight"]
+        ``ctx.weight`` when present and ``weighted``, else 1; ``y`` = ``ctx.y``)."""
+        r = ctx.y - y_sim
+        if weighted and ctx.weight is not None:
+            r = r * ctx.weight
         return r.abs().square().flatten(1).sum(-1).sqrt()
 
     def encode(self, x0_hat: torch.Tensor) -> torch.Tensor:
         """``A``'s first half: the frozen JSCC encoder on ``(x̂0 + 1)/2`` -> ``[B, N]`` complex."""
         return self.jscc.encode((x0_hat + 1) / 2, self.csnr_db)
 
-    def measurement_residual(self, x0: torch.Tensor, ctx: dict) -> torch.Tensor:
+    def measurement_residual(self, x0: torch.Tensor, ctx: MeasurementContext) -> torch.Tensor:
         """``‖y − A(x0)‖₂`` per image ``[B]`` in the measurement's domain (evaluation; no
         gradient; never weighted, so that receivers compare on one scale)."""
         with torch.no_grad():
@@ -224,7 +253,7 @@ class DiffusionReceiver(Receiver):
         return prior.predict_x0(x_t, k, eps).clamp(-1, 1), var.float()
 
     # ------------------------------------------------------------------ the loop
-    def sample(self, ctx: dict, generator: torch.Generator | None = None) -> SampleResult:
+    def sample(self, ctx: MeasurementContext, generator: torch.Generator | None = None) -> SampleResult:
         """Run the guided reverse process; see the module doc."""
         steps = self.timesteps()
         chain = self.prior.on_steps(sorted(steps))  # respaced schedule of exactly these steps
@@ -240,14 +269,14 @@ class DiffusionReceiver(Receiver):
                 with torch.no_grad():
                     x0, _ = self._model(chain, x, k)
                     x = chain.posterior_mean_variance(x0, x, k)[0]
-                    ctx["aux_x0"] = self.aux_x0(aux, t)
+                    ctx.aux_x0 = self.aux_x0(aux, t)
                 aux = self.aux_step(aux, {}, t, s, i, n, generator)
                 break
             x_t = x.detach().requires_grad_(True)
             aux_t = {key: v.detach().requires_grad_(True) for key, v in aux.items()}
             with torch.enable_grad():
                 x0, var = self._model(chain, x_t, k)
-                ctx["aux_x0"] = self.aux_x0(aux_t, t)
+                ctx.aux_x0 = self.aux_x0(aux_t, t)
                 loss = self.guide(x0, ctx, i)
                 variables = [x_t, *aux_t.values()]
                 grads = torch.autograd.grad(loss.sum(), variables, allow_unused=True)
@@ -258,7 +287,7 @@ class DiffusionReceiver(Receiver):
             if self.record_metrics:
                 trace["t"].append(t)
                 trace["loss"].append(loss.detach().cpu())
-        ctx.pop("aux_x0", None)
+        ctx.aux_x0 = None
         return SampleResult(x0=x.detach().clamp(-1, 1), nfe=n, trace=trace, aux=aux)
 
     def decode(self, rx: RxSignal, state=None, generator: torch.Generator | None = None) -> Decoded:
@@ -267,6 +296,6 @@ class DiffusionReceiver(Receiver):
         res = self.sample(ctx, generator)
         return Decoded(images=((res.x0 + 1) / 2).clamp(0, 1), nfe=res.nfe, extras=self.extras(res, ctx))
 
-    def extras(self, res: SampleResult, ctx: dict) -> dict:
+    def extras(self, res: SampleResult, ctx: MeasurementContext) -> dict:
         """Per-image numbers for ``results.csv`` (default: none)."""
         return {}

@@ -141,10 +141,10 @@ def test_forward_operator_resimulates_jscc_chain():
     link, out = state.link, state.output
     xs = x[..., state.perm]
     noise_grid = out.y - state.realization.h * link.map(xs)
-    eq_noise = link.extract(out.weights["w"] * noise_grid)[..., torch.argsort(state.perm)]
+    eq_noise = link.extract(out.weights * noise_grid)[..., torch.argsort(state.perm)]
     torch.testing.assert_close(a_true, y - eq_noise, atol=2e-5, rtol=1e-4)
     # the tap frequency matrix reproduces the link's channel (Blind-DiffCom's operator)
-    hf = state.realization.extra["a"] @ taps_frequency_matrix(link.num_subcarriers, 4).T
+    hf = state.realization.taps @ taps_frequency_matrix(link.num_subcarriers, 4).T
     torch.testing.assert_close(hf, state.realization.h[:, 0, 0, :], atol=1e-5, rtol=1e-5)
 
 
@@ -370,7 +370,7 @@ def test_blind_diffcom_never_reads_the_pilots():
                 state.output.y = state.output.y.clone()
                 state.output.y[:, :, pil] = noise
             ctx = r.prepare(rx, state)
-            ctx["aux_x0"] = h
+            ctx.aux_x0 = h
             out.append(r.guide(x0, ctx, 0))
         losses[aided] = out
         _, _, state, _ = _send(jscc, images, cfg, 10.0, seed=2)  # fresh pilots for the next variant
@@ -510,7 +510,7 @@ def test_hifi_init_from_jscc_decode_and_autocast():
     r = HiFiDiffCom(prior, jscc, 10.0, "1/12", (16, 16), step_scale=0.1)
     ctx = r.prepare(rx, rx.state)
     x_mse = jscc.decode(rx.y, 10.0).clamp(0, 1)
-    torch.testing.assert_close(ctx["x_mse"], x_mse)
+    torch.testing.assert_close(ctx.x_mse, x_mse)
     a = float(prior.alphas_cumprod[r.t_start])
     eps = torch.randn(x_mse.shape, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(r.init(ctx, torch.Generator().manual_seed(5)),

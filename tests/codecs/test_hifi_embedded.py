@@ -49,7 +49,7 @@ def test_hifi_keeps_deepjscc_distortion(models, csnr_db):
     rx = RxSignal(y=y, state=state, tx_meta={"tx_scale": None})
     r = HiFiDiffCom(prior, jscc, csnr_db, "1/48", (64, 64), zeta=0.25, gamma=0.25, lr=2.5, step_scale=0.1)
     ctx = r.prepare(rx, state)
-    x_jscc = ctx["x_mse"]
+    x_jscc = ctx.x_mse
     res_jscc = r.measurement_residual(x_jscc * 2 - 1, ctx)
     p_jscc = psnr(x_jscc, images)
     # three sampling seeds, one-sided bounds on each: HiFi may be better than DeepJSCC, never

@@ -63,7 +63,7 @@ class TestAnalogChain:
         # replay the noise draw (FlatLink draws exactly one CN(0,1) tensor per transmit)
         g.set_state(state_before)
         n = complex_normal((3, 64), g) * no.sqrt()[:, None]
-        w_n = state.output.weights["w"] * n
+        w_n = state.output.weights * n
         if state.perm is not None:
             w_n = chain.interleaver.deinterleave(w_n, state.perm)
         a = state.forward_operator(x, use_true_channel=True)

@@ -137,7 +137,7 @@ def test_noise_free_equals_y_eq_minus_equalised_noise(domain, clip, estimator):
         n = link.demodulator(complex_normal(link.waveform(link.map(x)).shape, g_copy, torch.complex128))
     else:
         n = complex_normal(r.h.shape, g_copy, torch.complex128)
-    expected = out.y_eq - link.extract(out.weights["w"] * n * math.sqrt(no))
+    expected = out.y_eq - link.extract(out.weights * n * math.sqrt(no))
     torch.testing.assert_close(link.noise_free(x, r, out, use_true_channel=True), expected, rtol=0, atol=1e-10)
     if estimator != "perfect":  # with h_hat the operator differs from the true one
         assert (link.noise_free(x, r, out) - expected).abs().max() > 1e-3

@@ -34,7 +34,7 @@ def test_instantaneous_noise_from_measured_received_power_ofdm():
     x = torch.randn(3, 512, dtype=torch.complex128, generator=g)
     x = x / x.abs().square().mean(-1, keepdim=True).sqrt()
     out = link.transmit(x, real, 0.1, g)
-    p = _numpy_received_power(link.map(x).numpy(), real.extra["a"].numpy(), 4)
+    p = _numpy_received_power(link.map(x).numpy(), real.taps.numpy(), 4)
     np.testing.assert_allclose(out.no.numpy(), 0.1 * p, rtol=1e-9)
     assert np.ptp(p) > 0.1  # fading: the realisations really differ
     # the frequency-domain link (circular model) measures the same power within 2 %
