@@ -274,6 +274,15 @@ KNOWN: dict[str, WeightSpec] = {
             used_by="gesco model: embedded (SPADE semantic diffusion UNet, noisy training, trained by us)",
             package=("linksim.codecs.gesco", "embedded/gesco_noisy.safetensors"),
         ),
+        WeightSpec(
+            name="gesco_clean",
+            filename="gesco_clean.safetensors",
+            url=None,
+            sha256="8aa0937bdd2e7bd4f7ec2a8b07d8adec2874f4fdb5239777e460c3d40c644c14",
+            size=1347126,
+            used_by="gesco model: embedded_clean (the ablation's clean-trained SPADE UNet, trained by us)",
+            package=("linksim.codecs.gesco", "embedded/gesco_clean.safetensors"),
+        ),
     )
 }
 
