@@ -39,7 +39,7 @@ from torch import nn
 
 from .adjscc import ADJSCC
 
-__all__ = ["PublishedCNNConfig", "PublishedCNNJSCC", "map_published_keys", "is_published_diffjscc",
+__all__ = ["PublishedCNNConfig", "PublishedCNNJSCC", "map_published_keys", "published_stage1_state",
            "load_published_diffjscc"]
 
 
@@ -268,22 +268,26 @@ def _read(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def is_published_diffjscc(path: str | Path) -> bool:
-    """True when ``path`` is a checkpoint with the published DiffJSCC stage-1 layout."""
+def published_stage1_state(path: str | Path) -> dict[str, torch.Tensor] | None:
+    """The stage-1 tensors of ``path`` when it has the published DiffJSCC layout, else ``None``
+    (read once: the caller hands them to :func:`load_published_diffjscc`)."""
     try:
         state = _stage1_state(_read(Path(path)))
     except Exception:  # noqa: BLE001 - not a readable torch checkpoint: not ours to claim
-        return False
-    return "E.net.1.weight" in state and "G.mask_conv.weight" in state
+        return None
+    return state if "E.net.1.weight" in state and "G.mask_conv.weight" in state else None
 
 
-def load_published_diffjscc(path: str | Path, device: str | torch.device = "cpu") -> PublishedCNNJSCC:
+def load_published_diffjscc(path: str | Path, device: str | torch.device = "cpu",
+                            state: dict[str, torch.Tensor] | None = None) -> PublishedCNNJSCC:
     """The stage-1 JSCC of a published DiffJSCC checkpoint, eval mode, float32.
 
+    :param state: its stage-1 tensors when already read (:func:`published_stage1_state`)
     :raises ValueError: not that layout, a Rayleigh-CSI model, or keys that do not fit (named)
     """
     path = Path(path)
-    state = _stage1_state(_read(path))
+    if state is None:
+        state = _stage1_state(_read(path))
     if "E.projection.weight" not in state or "G.mask_conv.weight" not in state:
         raise ValueError(f"{path}: no DiffJSCC stage-1 weights (E.* / G.*, or preprocess_model.E.* / .G.*)")
     proj, stem, top = state["E.projection.weight"], state["E.net.1.weight"], state["G.mask_conv.weight"]

@@ -63,12 +63,12 @@ def load_jscc(model: str, cbr, device: str | torch.device = "cpu") -> ADJSCC:
         path = Path(model).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"JSCC weights {path} do not exist")
-        from .diffjscc_cnn import is_published_diffjscc, load_published_diffjscc
+        from .diffjscc_cnn import load_published_diffjscc, published_stage1_state
 
         if path.suffix == ".safetensors":
             net = load_model(path, device)
-        elif is_published_diffjscc(path):
-            net = load_published_diffjscc(path, device)
+        elif (stage1 := published_stage1_state(path)) is not None:  # read once, not twice (GB files)
+            net = load_published_diffjscc(path, device, state=stage1)
         else:
             from .external import load_external_adjscc
 

@@ -288,7 +288,7 @@ def init_weights(model: ADJSCC, images: torch.Tensor | None = None, csnr_db: flo
     for i in range(4):
         x = fit(enc.convs[i], lambda t, i=i: enc.af[i](enc.acts[i](enc.norms[i](enc.convs[i](t))), snr), x)
     sym = model.encode(images, snr.reshape(b))  # last encoder conv: scale irrelevant (power norm)
-    z = torch.view_as_real(sym).reshape(b, model.channels, images.shape[-2] // 4, images.shape[-1] // 4)
+    z = model.unpair(sym, images.shape[-2] // model.downsampling, images.shape[-1] // model.downsampling)
     for i in range(5):
         z = fit(dec.convs[i], lambda t, i=i: dec.af[i](dec.acts[i](dec.norms[i](dec.convs[i](t))), snr), z)
     fit(dec.out_conv, lambda t: dec.out_conv(F.pad(t, (3, 3, 3, 3), mode="reflect")), z)
