@@ -18,15 +18,18 @@ pytestmark = pytest.mark.skipif(not EMBEDDED_MODELS["embedded"].is_file(), reaso
 STEPS = 10
 
 
-def test_receiver_uses_its_condition():
+@pytest.mark.parametrize("model", ["embedded", "embedded_clean"])
+def test_receiver_uses_its_condition(model):
+    if not EMBEDDED_MODELS[model].is_file():
+        pytest.skip(f"{model} not shipped")
     s = scene_set(32, 64, 2, seed=7)
     seg = load_segmenter()
-    gen = paper_miou(s, 100, num_steps=STEPS, segmenter=seg).images  # clean maps
+    gen = paper_miou(s, 100, model=model, num_steps=STEPS, segmenter=seg).images  # clean maps
     # m[i][j]: the scene generated from map i, scored against map j
     m = [[float(score(gen[i:i + 1], s.labels[j:j + 1], seg)) for j in range(2)] for i in range(2)]
     assert m[0][0] > m[0][1] and m[1][1] > m[1][0]
     # send the maps swapped: the winner swaps with them
-    swapped = paper_miou(s, 100, num_steps=STEPS, segmenter=seg, labels=s.labels.flip(0)).images
+    swapped = paper_miou(s, 100, model=model, num_steps=STEPS, segmenter=seg, labels=s.labels.flip(0)).images
     w = [[float(score(swapped[i:i + 1], s.labels[j:j + 1], seg)) for j in range(2)] for i in range(2)]
     assert w[0][1] > w[0][0] and w[1][0] > w[1][1]
 
