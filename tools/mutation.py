@@ -230,7 +230,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def _kept_sections(path: Path, names: set[str]) -> tuple[list[str], list[list[str]]]:
+    """From an earlier ``--out`` file: the table rows and survivor sections of the targets *not* in
+    ``names``, so a run of some targets keeps the others' results (their sessions may be gone)."""
+    if not path.exists():
+        return [], []
+    rows, sections, current = [], [], None
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] in TARGETS and cells[1] not in names:
+            rows.append(line)
+        if line.startswith("## survivor: "):
+            target = line[len("## survivor: "):].split(",")[0]
+            current = [] if target not in names else None
+            if current is not None:
+                sections.append(current)
+        if current is not None:
+            current.append(line)
+    return rows, [[ln for ln in sec] for sec in sections]
+
+
 def write_results(results: list[dict], path: Path) -> None:
+    kept_rows, kept_sections = _kept_sections(path, {r["target"] for r in results})
     out = ["# Mutation testing (cosmic-ray 8.7.0, `python tools/mutation.py`)", "",
            "Generated; equivalent survivors are explained in the README's testing section.", "",
            "| target | module | killed | survived | incompetent | not run yet | left out (lines, operators) |",
@@ -238,6 +259,11 @@ def write_results(results: list[dict], path: Path) -> None:
     for r in results:
         out.append(f"| {r['target']} | `{r['module']}` | {r['killed']} | {len(r['survived'])} | {r['other']} | "
                    f"{r['pending']} | {r['skipped']} |")
+    out += kept_rows
+    for sec in kept_sections:
+        while sec and not sec[-1].strip():
+            sec = sec[:-1]
+        out += [""] + sec
     for r in results:
         for line, op, diff in r["survived"]:
             out += ["", f"## survivor: {r['target']}, line {line}, {op}", "", "```diff", (diff or "").strip(), "```"]
