@@ -32,8 +32,8 @@ Saved images (written by the engine with ``save_images: true``)::
     recon/original/<image>.png                       the reference images, once per run
     recon/<method>/<point folder>/<image>.png        folder from linksim.sweep.point_dirname
 
-Rows of phy-only studies (a ``ber`` column with values) are not image results and are skipped here;
-the engine draws their BER figure.
+Rows of phy-only studies (a method kind whose class declares ``sends_images = False``) are not image
+results and are skipped here; the engine draws their BER figure.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linksim.configs import DEFAULT_METRICS
+from linksim.configs import DEFAULT_METRICS, sends_images
 from linksim.errors import DataError
 from linksim.files import atomic_path, atomic_write_text
+from linksim.registry import METHODS
 from linksim.summary import as_bool, paired_differences, t_interval
 from linksim.sweep import parse_key, parse_point_dirname, point_dirname, safe_name
 
@@ -120,6 +121,14 @@ def _variants(df: pd.DataFrame) -> pd.Series:
     return df.apply(label, axis=1) if len(df) else pd.Series([], dtype=str)
 
 
+def _image_kind(kind) -> bool:
+    """Whether rows of method ``kind`` are image results: what its registered class declares
+    (``sends_images``); a kind not registered here (a plug-in not installed) is kept."""
+    if not isinstance(kind, str) or kind not in METHODS:
+        return True
+    return sends_images(kind)
+
+
 def _load(run_dir: Path, strict: bool):
     results_path = run_dir / "results.csv"
     if not results_path.is_file():
@@ -128,8 +137,8 @@ def _load(run_dir: Path, strict: bool):
         log.warning("%s: no results.csv, nothing to report", results_path)
         return None, None, {}, {}
     df = pd.read_csv(results_path)
-    if "ber" in df.columns:  # phy studies: BER rows are drawn by the engine, not here
-        df = df[df["ber"].isna()]
+    if "kind" in df.columns:  # phy studies: their rows are drawn by the engine, not here
+        df = df[[_image_kind(k) for k in df["kind"]]]
     missing = [c for c in ("method", "csnr_db", "cbr") if c not in df.columns]
     if missing:
         raise DataError(results_path, f"missing columns {missing}; see DESIGN.md §5")

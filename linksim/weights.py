@@ -47,6 +47,7 @@ __all__ = [
     "project_weights_dir",
     "resolve",
     "sha256_of",
+    "verify_shipped",
     "weights_table",
 ]
 
@@ -355,6 +356,47 @@ def _check_hash(spec: WeightSpec, path: Path) -> None:
             f"the file there has sha256 {digest[:16]}..., expected a prefix {spec.sha256[:16]}: "
             f"it is corrupt or a different file; delete it, then {_hint(spec)}",
         )
+
+
+def _shipped_specs() -> dict[str, WeightSpec]:
+    """``{resolved path: spec}`` of the files shipped with a package (the embedded models, bundled
+    heads) whose full sha256 is in the table."""
+    out = {}
+    for spec in KNOWN.values():
+        bundled = _bundled_path(spec)
+        if bundled is not None and spec.sha256 is not None and len(spec.sha256) == 64:
+            out[str(bundled.resolve())] = spec
+    return out
+
+
+def _restore_hint(spec: WeightSpec) -> str:
+    module, rel = spec.package
+    if module.split(".")[0] == "linksim":  # in a clone: the package dirs map onto the repo's folders
+        return f"`git checkout -- {'/'.join(module.split('.')[1:] + [rel])}` in a clone, or reinstall linksim"
+    return f"reinstall the package '{module.split('.')[0]}'"
+
+
+def verify_shipped(path: str | Path) -> Path:
+    """Refuse a damaged copy of a file linksim ships (every embedded model of :data:`KNOWN`): a
+    loader calls this on the file before reading it, so a truncated or edited file is one line
+    naming it and how to get a good copy, not a cryptic deserialisation error or silently wrong
+    weights. Files the table does not ship (a user's checkpoint) pass unchecked.
+
+    :param path: the file about to be loaded
+    :output path: unchanged
+    :raises WeightsUnavailable: the file is a shipped one and its sha256 differs from the table's
+    """
+    path = Path(path)
+    spec = _shipped_specs().get(str(path.resolve()))
+    if spec is not None and path.is_file():
+        digest = sha256_of(path)
+        if digest != spec.sha256:
+            raise WeightsUnavailable(
+                spec.name, path,
+                f"the file has sha256 {digest[:16]}..., the shipped file {spec.sha256[:16]}...: it is damaged; "
+                f"restore it ({_restore_hint(spec)})",
+            )
+    return path
 
 
 def _hint(spec: WeightSpec) -> str:

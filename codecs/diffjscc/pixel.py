@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from linksim.weights import verify_shipped
+
 __all__ = ["SNR_SCALE", "EMBEDDED_DIR", "EMBEDDED_DDPM_DIR", "build_conditional_unet", "PixelRefiner",
            "load_pixel_refiner", "ddim_scheduler"]
 
@@ -125,6 +127,7 @@ def load_pixel_refiner(path: str | Path | None = None, device: str | torch.devic
     for name in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"DiffJSCC refiner file missing: {path / name}")
+    verify_shipped(path / "diffusion_pytorch_model.safetensors")
     unet = UNet2DModel.from_pretrained(path).float()
     sched = json.loads((path / "scheduler_config.json").read_text())
     return PixelRefiner(unet, sched).to(device).eval()

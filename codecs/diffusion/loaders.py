@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from linksim.weights import KNOWN, project_weights_dir
+from linksim.weights import KNOWN, project_weights_dir, verify_shipped
 
 from .adm_unet import ADMUNet
 from .prior import Prior
@@ -212,6 +212,7 @@ def load_diffusers_prior(path: str | Path, *, torch_dtype: torch.dtype | None = 
     else:
         raise ValueError(f"unsupported variance_type {variance!r} in {sched_cfg}")
     # low_cpu_mem_usage=False: the default path wants `accelerate` and prints an install hint per load
+    verify_shipped(unet_cfg.parent / "diffusion_pytorch_model.safetensors")
     unet = UNet2DModel.from_pretrained(unet_cfg.parent, torch_dtype=torch_dtype, low_cpu_mem_usage=False)
     expected_out = 2 * unet.config.in_channels if learned else unet.config.in_channels
     if unet.config.out_channels != expected_out:

@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from linksim.weights import verify_shipped
+
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
 from ..separation import DigitalLinkSettings, SeparationMethod, pack_stream, parse_stream
 from .model import SemanticUNet, SemanticUNetConfig, fds
@@ -101,7 +103,7 @@ def load_gesco(model: str = "embedded", device: str | torch.device = "cpu") -> S
             raise FileNotFoundError(f"GESCO weights not found: {path} (+ {meta.name})")
         info = json.loads(meta.read_text())
         net = SemanticUNet(SemanticUNetConfig(**info["model"]))
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        net.load_state_dict({k: v.float() for k, v in load_file(str(verify_shipped(path))).items()})
         net.scheduler_config = info.get("scheduler")  # the diffusers scheduler it was trained with
         _CACHE[key] = net.to(device).eval().requires_grad_(False)
     return _CACHE[key]

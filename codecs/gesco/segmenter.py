@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from linksim.weights import verify_shipped
+
 from ..configs import StrictModel
 
 __all__ = ["per_image_iou", "SegmenterConfig", "Segmenter", "EMBEDDED_DIR", "EMBEDDED_SEGMENTER", "load_segmenter", "save_segmenter"]
@@ -111,5 +113,5 @@ def load_segmenter(path: str | Path = EMBEDDED_SEGMENTER, device: str | torch.de
         raise FileNotFoundError(f"segmenter weights not found: {path} (+ {meta_path.name})")
     meta = json.loads(meta_path.read_text())
     net = Segmenter(SegmenterConfig(**meta["config"]))
-    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    net.load_state_dict({k: v.float() for k, v in load_file(str(verify_shipped(path))).items()})
     return net.to(device).eval()

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from linksim.weights import verify_shipped
+
 from .layers import GDN, AFModule
 
 __all__ = [
@@ -330,6 +332,7 @@ def load_native(weights_path: str | Path, model_cls: type | None = None, config_
     for p in (weights_path, cfg_path):
         if not p.is_file():
             raise FileNotFoundError(f"ADJSCC weights file missing: {p}")
+    verify_shipped(weights_path)
     model = (model_cls or ADJSCC)((config_cls or ADJSCCConfig).from_json(cfg_path))
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
     model.load_state_dict(state, strict=True)

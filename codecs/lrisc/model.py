@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from linksim.weights import verify_shipped
+
 from ..jscc.layers import GDN, AFModule
 from .allocation import LengthTable
 from .entropy import FactorizedPrior, GaussianConditional, bits, quantize
@@ -257,5 +259,5 @@ def load_lrisc(path: str | Path, device: str | torch.device = "cpu") -> LRISC:
     meta = json.loads(meta_path.read_text())
     extra = {k: v for k, v in meta.items() if k != "config"}
     model = LRISC(LRISCConfig(**meta["config"], extra=extra))
-    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
+    model.load_state_dict({k: v.float() for k, v in load_file(str(verify_shipped(path))).items()}, strict=True)
     return model.to(device).eval()

@@ -142,6 +142,18 @@ class TestMakeReport:
         with pytest.raises(DataError, match="no image rows"):
             make_report(tmp_path, strict=True)
 
+    def test_study_rows_are_told_by_the_declared_kind_not_by_a_ber_column(self, run_dir, tmp_path):
+        """A study row without a ``ber`` value (a BLER-only study) is still a study: reports ask the
+        kind's class (``sends_images``), not the columns; image rows stay, whatever else they hold."""
+        df = pd.read_csv(run_dir / "results.csv")
+        study = pd.DataFrame([dict(method="bler", kind="phy_ber", channel="awgn", csnr_db=0.0, cbr="1/48",
+                                   point="csnr_db=0", bler=0.2)])
+        pd.concat([df.drop(columns=[c for c in ("ber",) if c in df.columns]), study]).to_csv(
+            tmp_path / "results.csv", index=False)
+        make_report(tmp_path, metrics=["psnr"], formats=("png",))
+        text = (tmp_path / "report.md").read_text()
+        assert "| deepjscc" in text and "| bler" not in text
+
     def test_missing_results(self, tmp_path):
         assert make_report(tmp_path) == []
         with pytest.raises(DataError, match="no results.csv"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from pathlib import Path
 import urllib.error
 
@@ -195,3 +196,72 @@ class TestIntegrity:
             weights.resolve("lpips_alex_head", allow_download=False)
         msg = str(err.value)
         assert "\n" not in msg and str(bad) in msg and "corrupt" in msg and "reinstall" in msg and "lpips" in msg
+
+
+class TestShippedFilesAtLoad:
+    """Every loader of an embedded model checks the file's full sha256 against the table before it
+    reads it (issue 12 item 6): a damaged copy is one line naming it and how to restore it."""
+
+    def test_every_shipped_file_passes_as_committed(self):
+        shipped = weights._shipped_specs()
+        assert len(shipped) >= 10  # the embedded models and the bundled heads
+        for path in shipped:
+            assert weights.verify_shipped(path) == Path(path)
+
+    def test_restore_hint_names_the_file_in_the_clone(self):
+        hint = weights._restore_hint(weights.KNOWN["adjscc_c4"])
+        rel = hint.split("`git checkout -- ")[1].split("`")[0]
+        assert (Path(__file__).resolve().parents[2] / rel).is_file()
+
+    @staticmethod
+    def _fake_package(monkeypatch, tmp_path, name: str, files: dict[str, bytes], known: str, rel: str):
+        """A package ``fakeship`` on sys.path holding ``files``; the table entry ``known`` re-pointed
+        at ``fakeship/rel`` (with the real file's sha256)."""
+        import dataclasses
+        import sys
+
+        pkg = tmp_path / "fakeship"
+        for r, data in {"__init__.py": b"", **files}.items():
+            (pkg / r).parent.mkdir(parents=True, exist_ok=True)
+            (pkg / r).write_bytes(data)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        sys.modules.pop("fakeship", None)
+        spec = dataclasses.replace(weights.KNOWN[known], package=("fakeship", rel))
+        monkeypatch.setitem(weights.KNOWN, known, spec)
+        return pkg / rel
+
+    @staticmethod
+    def _damaged(path: Path) -> bytes:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte in the tensor data: safetensors would load it
+        return bytes(data)
+
+    def _check_refused(self, load, path: Path):
+        with pytest.raises(WeightsUnavailable) as err:
+            load(path)
+        msg = str(err.value)
+        assert "\n" not in msg and str(path) in msg and "damaged" in msg and "reinstall" in msg
+
+    def test_jscc_loader_refuses_a_damaged_embedded_file(self, monkeypatch, tmp_path):
+        from linksim.codecs.jscc import adjscc
+
+        src = adjscc.embedded_path(Fraction(1, 24))
+        path = self._fake_package(monkeypatch, tmp_path, "jscc",
+                                  {"embedded/adjscc_c4.safetensors": self._damaged(src),
+                                   "embedded/adjscc_c4.json": src.with_suffix(".json").read_bytes()},
+                                  "adjscc_c4", "embedded/adjscc_c4.safetensors")
+        self._check_refused(adjscc.load_native, path)
+        path.write_bytes(src.read_bytes())  # the intact file loads
+        assert adjscc.load_native(path) is not None
+
+    def test_diffusers_folder_loader_refuses_a_damaged_embedded_file(self, monkeypatch, tmp_path):
+        from linksim.codecs.diffjscc.pixel import EMBEDDED_DDPM_DIR, load_pixel_refiner
+
+        src = EMBEDDED_DDPM_DIR
+        files = {f"ddpm/{p.name}": p.read_bytes() for p in src.iterdir() if p.is_file()}
+        files["ddpm/diffusion_pytorch_model.safetensors"] = self._damaged(src / "diffusion_pytorch_model.safetensors")
+        path = self._fake_package(monkeypatch, tmp_path, "diffjscc", files, "diffjscc_refiner",
+                                  "ddpm/diffusion_pytorch_model.safetensors")
+        with pytest.raises(WeightsUnavailable) as err:
+            load_pixel_refiner(path.parent)
+        assert str(path) in str(err.value) and "damaged" in str(err.value)
