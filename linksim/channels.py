@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 __all__ = ["ChannelConfig", "AWGNConfig", "RayleighConfig", "OFDMConfig", "TDLConfig"]
 
@@ -46,6 +46,11 @@ class ChannelConfig(BaseModel):
     def label(self) -> str:
         """Short label for tables and legends, e.g. ``ofdm/lmmse``."""
         return self.kind
+
+    def coherence_time_s(self) -> float | None:
+        """Coherence time [s] the channel's own motion implies (``None``: static, it never changes
+        by itself; ``numerology.coherence_time_s`` then sets how often it is redrawn)."""
+        return None
 
 
 class _Clip(BaseModel):
@@ -99,6 +104,16 @@ class TDLConfig(ChannelConfig, _Grid, _Clip):
     kind: Literal["tdl"] = "tdl"
     tdl_model: Literal["A", "B", "C", "D", "E"] = "C"
     delay_spread: PositiveFloat = Field(100e-9, description="RMS delay spread [s]")
+    speed: NonNegativeFloat = Field(
+        0.0, description="receiver speed [m/s] (0: static). > 0: Sionna's sum-of-sinusoids Doppler process, "
+        "f_D = speed x carrier_frequency / c, varying over the OFDM symbols of a message and sampled at its "
+        "transmission time (one process per channel draw); coherence time 0.423 / f_D")
+    carrier_frequency: PositiveFloat = Field(3.5e9, description="[Hz]; enters through the Doppler shift only")
+
+    def coherence_time_s(self) -> float | None:
+        from linksim.phy.multipath import coherence_time_s
+
+        return coherence_time_s(self.speed, self.carrier_frequency)
 
     def label(self) -> str:
         return f"{self.kind}-{self.tdl_model}/{self.estimator}"

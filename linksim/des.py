@@ -10,7 +10,10 @@ Monte-Carlo work) flow through three SimPy processes::
 * **transmitter**: the channel is a ``simpy.Resource`` of capacity 1; a message holds it for its
   airtime (:func:`airtime_s`: whole OFDM slots, symbol duration including the cyclic prefix).
   The channel realization a message sees is indexed by its coherence interval
-  ``floor(t_tx_start / coherence_time_s)`` (per message when no coherence time is given).
+  ``floor(t_tx_start / coherence_time_s)`` (per message when no coherence time is given). A moving
+  channel (TDL with ``speed``) is instead one continuous Doppler process per channel draw, sampled
+  at ``t_tx_start`` (:class:`linksim.phy.links.TransmitTimes`); its interval index uses
+  ``T_c = 0.423 / f_D``.
 * **receiver**: a server taking up to ``max_batch`` waiting messages (``batch`` traffic: all of
   them, a plain Monte-Carlo batch); its service time is the measured wall-clock time of the
   decode (or a model of it, ``service_time``).

@@ -284,6 +284,12 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
     def gen(*parts):
         return torch.Generator(device=op.device).manual_seed(sub_seed(seed, *parts))
 
+    from linksim.phy.links import TransmitTimes, transmit_times
+
+    # A time-varying channel (a moving TDL) is one continuous process per channel draw, sampled at
+    # each message's transmission time (simulated); static channels draw from gen("channel", block).
+    processes = [sub_seed(seed, "channel-process", k) for k in range(draws)]
+
     def serve(batch):
         idx = [m.payload for m in batch]
         first = batch[0]
@@ -291,7 +297,9 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
         # methods that send side data (GESCO's label maps) get theirs with the images
         kw = {"side": {k: v[idx] for k, v in side.items()}} if getattr(method, "uses_side", False) else {}
         tx = method.encode(x, gen("encode", first.id), **kw)
-        rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
+        times = TransmitTimes(tuple(m.t_tx_start for m in batch), tuple(processes[m.id // count] for m in batch))
+        with transmit_times(times):
+            rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
         t = time.perf_counter()
         dec = method.decode(rx, gen("decode", first.id))
         seconds = time.perf_counter() - t
@@ -309,8 +317,11 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
             })
         return out, seconds
 
+    # channel_block = the coherence interval of a message: numerology.coherence_time_s, or for a moving
+    # channel the 0.423 / f_D its Doppler implies (the two never come together: validation refuses it)
+    coherence = scenario.numerology.coherence_time_s or getattr(job.point.channel, "coherence_time_s", lambda: None)()
     simulate(msgs, serve, batch_all=traffic.kind == "batch", max_batch=traffic.max_batch,
-             coherence_time_s=scenario.numerology.coherence_time_s)
+             coherence_time_s=coherence)
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
     rows = []

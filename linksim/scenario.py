@@ -149,6 +149,7 @@ class Scenario(_Strict):
                 raise KeyProblem(f"methods[{i}].name", f"method name {n!r} is used twice; names must be unique")
         self._resolve_jscc_references()
         self._check_pilots()
+        self._check_coherence()
         if "cbr" in self.sweep and self.data is None:
             raise KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:
@@ -158,6 +159,16 @@ class Scenario(_Strict):
                 if not any(key in CHANNELS.config(k).model_fields for k in kinds if k in CHANNELS):
                     raise KeyProblem(f"sweep.{axis}", f"{key!r} is not a setting of channel kind(s) {kinds}")
         return self
+
+    def _check_coherence(self) -> None:
+        """A moving channel (``channel.speed > 0``) sets its own coherence (a continuous Doppler
+        process); a block length in ``numerology.coherence_time_s`` would contradict it."""
+        speeds = [getattr(self.channel, "speed", 0.0), *self.sweep.get("channel.speed", [])]
+        if self.numerology.coherence_time_s is not None and any(
+                isinstance(v, (int, float)) and v > 0 for v in speeds):
+            raise KeyProblem("numerology.coherence_time_s", "channel.speed > 0 makes the channel a continuous "
+                             "Doppler process (coherence 0.423 / f_D); drop coherence_time_s, or use speed 0 "
+                             "for block fading every coherence_time_s")
 
     def _check_pilots(self) -> None:
         """``pilot_symbols: 0`` leaves no channel estimate (unless ``estimator: perfect``): refuse it

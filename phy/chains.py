@@ -22,7 +22,7 @@ from torch import nn
 from .channels import FlatLink, _as_batch
 from .fec import CRC, LDPC, crc_length
 from .impairments import RandomInterleaver
-from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput
+from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, TransmitTimes
 from .mapping import QAMDemapper, QAMMapper, bits_per_symbol
 
 __all__ = ["link_class", "build_link", "grid_info", "ChannelState", "AnalogChain", "DigitalChain",
@@ -179,6 +179,14 @@ class ChannelState:
         return y[..., RandomInterleaver.inverse(self.perm)] if self.perm is not None else y
 
 
+def _draw(link: Link, batch_size: int, generator: torch.Generator, times: TransmitTimes | None):
+    """``link.generate`` with ``times`` only when given (a plug-in link may not take the argument;
+    the links of this package read :func:`~linksim.phy.links.current_transmit_times` without it)."""
+    if times is None:
+        return link.generate(batch_size, generator)
+    return link.generate(batch_size, generator, times)
+
+
 def _unit_power_scale(x: torch.Tensor) -> torch.Tensor:
     """``[B]`` factor ``1 / sqrt(mean |x|²)`` per example (``x`` ``[B, N]``); zero rows stay zero."""
     p = x.abs().square().mean(dim=-1)
@@ -220,9 +228,11 @@ class AnalogChain(nn.Module):
     def grid(self) -> GridInfo:
         return self.link.grid()
 
-    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
-        """Draw the channel, then (with interleaving) the permutation, both with ``generator``."""
-        realization = self.link.generate(batch_size, generator)
+    def generate(self, batch_size: int, generator: torch.Generator, times: TransmitTimes | None = None
+                 ) -> ChannelRealization:
+        """Draw the channel, then (with interleaving) the permutation, both with ``generator``;
+        ``times``: when the examples go on the air (:meth:`Link.generate`)."""
+        realization = _draw(self.link, batch_size, generator, times)
         if self.interleaver is not None:
             realization.perm = self.interleaver.draw(generator, self.device)
         return realization
@@ -353,8 +363,9 @@ class DigitalChain(nn.Module):
     def grid(self) -> GridInfo:
         return self.link.grid()
 
-    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
-        return self.link.generate(batch_size, generator)
+    def generate(self, batch_size: int, generator: torch.Generator, times: TransmitTimes | None = None
+                 ) -> ChannelRealization:
+        return _draw(self.link, batch_size, generator, times)
 
     def encode(self, bits: torch.Tensor) -> torch.Tensor:
         """Information bits ``[B, num_info_bits]`` -> symbols ``[B, num_symbols]`` complex64."""

@@ -128,8 +128,9 @@ class FlatLink(Link):
             raise ValueError(f"num_symbols must be positive; got {num_symbols}")
         return GridInfo(num_data=int(num_symbols))
 
-    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
-        """``h`` ``[B, N]`` complex: ones for AWGN, ``CN(0, 1)`` blocks for Rayleigh."""
+    def generate(self, batch_size: int, generator: torch.Generator, times=None) -> ChannelRealization:
+        """``h`` ``[B, N]`` complex: ones for AWGN, ``CN(0, 1)`` blocks for Rayleigh (static: ``times``
+        is not used)."""
         if self.cfg.kind == "awgn":
             h = torch.ones(batch_size, self.num_symbols, dtype=self.cdtype, device=self.device)
         else:

@@ -11,8 +11,10 @@ Shapes: ``B`` examples (images or codeword blocks), ``N`` data symbols per examp
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -42,6 +44,10 @@ class LinkConfig:
     :param decay: ofdm: PDP decay, ``p_l ∝ exp(-l/decay)``, normalised so ``Σ p_l = 1``
     :param tdl_model: tdl: one of ``A``..``E``
     :param delay_spread: tdl: RMS delay spread [s]
+    :param speed: tdl: receiver speed [m/s]; ``> 0`` makes the taps a Doppler process (maximum
+        Doppler ``f_D = speed · carrier_frequency / c``) that varies over the OFDM symbols of a
+        message and follows its transmission time (:class:`TransmitTimes`); 0: static
+    :param carrier_frequency: tdl: carrier frequency [Hz] (enters through the Doppler only)
     :param subcarriers: ofdm/tdl: FFT size; ``None`` derives it as ``N / data_symbols``
     :param data_symbols: data OFDM symbols per frame
     :param pilot_symbols: pilot OFDM symbols per frame (all subcarriers carry pilots there)
@@ -70,6 +76,8 @@ class LinkConfig:
     decay: float = 4.0
     tdl_model: str = "C"
     delay_spread: float = 100e-9
+    speed: float = 0.0
+    carrier_frequency: float = 3.5e9
     subcarriers: int | None = None
     data_symbols: int = 16
     pilot_symbols: int = 1
@@ -107,6 +115,58 @@ def instantaneous_noise(no: torch.Tensor, received: torch.Tensor, reference: str
         return no
     power = received.detach().abs().square().flatten(1).mean(-1).to(no.dtype)
     return no * power
+
+
+@dataclass(frozen=True)
+class TransmitTimes:
+    """When each example of a batch goes on the air, and which channel process it sees.
+
+    A time-varying link (a TDL with ``speed > 0``) evaluates example ``b``'s channel at
+    ``start_s[b]`` plus the times of its OFDM symbols, on the process drawn from a generator seeded
+    with ``process_seeds[b]``: examples with equal seeds see one continuous channel at their own
+    times. Static links ignore it. The engine sets it for every batch (:func:`transmit_times`):
+    ``start_s`` = the messages' ``t_tx_start`` (simulated time), one process per channel draw.
+
+    :param start_s: ``B`` transmission start times [s]
+    :param process_seeds: ``B`` seeds of the channel process of each example
+    """
+
+    start_s: tuple[float, ...]
+    process_seeds: tuple[int, ...]
+
+    def __post_init__(self):
+        if len(self.start_s) != len(self.process_seeds):
+            raise ValueError(f"start_s and process_seeds must have one entry per example; got "
+                             f"{len(self.start_s)} and {len(self.process_seeds)}")
+
+    def check(self, batch_size: int) -> "TransmitTimes":
+        """Itself, after checking it has one entry per example of a ``batch_size`` batch."""
+        if len(self.start_s) != batch_size:
+            raise ValueError(f"transmit times for {len(self.start_s)} examples, but the batch has {batch_size}")
+        return self
+
+
+_TIMES: contextvars.ContextVar[TransmitTimes | None] = contextvars.ContextVar("linksim_transmit_times",
+                                                                               default=None)
+
+
+@contextlib.contextmanager
+def transmit_times(times: TransmitTimes | None) -> Iterator[None]:
+    """Within the block, :meth:`Link.generate` without an explicit ``times`` uses ``times``.
+
+    The engine wraps each ``method.channel(...)`` in it, so every method (plug-ins included) draws
+    its channel at the messages' transmission times without passing them through its own code.
+    """
+    token = _TIMES.set(times)
+    try:
+        yield
+    finally:
+        _TIMES.reset(token)
+
+
+def current_transmit_times() -> TransmitTimes | None:
+    """The :class:`TransmitTimes` set by the innermost :func:`transmit_times` (``None``: none)."""
+    return _TIMES.get()
 
 
 @dataclass(frozen=True)
@@ -156,6 +216,9 @@ class ChannelRealization:
     :param delays: multipath links: ``[L]`` tap delays [s]
     :param perm: ``[N]`` int64 interleaver permutation drawn with the channel by
         :class:`~linksim.phy.chains.AnalogChain` (``None`` without interleaving)
+    :param times: time-varying links: ``[B, T]`` float64 [s], when each of the ``T`` channel
+        samples of an example was taken (OFDM: the start of each OFDM symbol, frames back to
+        back); ``taps`` are then the gains at ``times[:, 0]`` (``None`` for static links)
 
     A link of another package that draws more subclasses this dataclass.
     """
@@ -164,6 +227,7 @@ class ChannelRealization:
     taps: torch.Tensor | None = None
     delays: torch.Tensor | None = None
     perm: torch.Tensor | None = None
+    times: torch.Tensor | None = None
 
 
 @dataclass
@@ -215,8 +279,13 @@ class Link(nn.Module):
         """The layout of ``N`` data symbols on the air (flat links: no overhead)."""
         return GridInfo(num_data=self.num_symbols)
 
-    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
-        """Draw ``batch_size`` independent channels (fading, pilots) with ``generator``."""
+    def generate(self, batch_size: int, generator: torch.Generator,
+                 times: TransmitTimes | None = None) -> ChannelRealization:
+        """Draw ``batch_size`` independent channels (fading, pilots) with ``generator``.
+
+        :param times: when the examples go on the air (default: :func:`current_transmit_times`);
+            only time-varying links use it, the others draw from ``generator`` as without it
+        """
         raise NotImplementedError
 
     def transmit(

@@ -7,8 +7,15 @@ symbols carry unit-energy QPSK pilots on all subcarriers (drawn once from ``pilo
 receiver knows them). ``N`` data symbols per example fill ``F = N / (M · data_symbols)`` frames.
 
 **Fading.** One channel draw per example (image), shared by its ``F`` frames and all OFDM
-symbols (block fading per example, static within a frame): an image is sent in one burst well
-inside the coherence time. Each frame is still estimated from its own pilots.
+symbols (block fading per example, static within a frame) for the exponential PDP and a TDL at
+speed 0. A TDL with ``speed > 0`` is a Doppler process sampled once per OFDM symbol (at its start,
+``T_s = (M + cp) / (M Δf)`` apart, frames back to back; the channel is taken as constant within an
+OFDM symbol, i.e. inter-carrier interference is neglected: its power is about ``(π f_D T_s)² / 3``,
+-31 dB at 30 m/s, 3.5 GHz, 15 kHz): the ``F · S`` symbols of a message see the channel change, and
+the estimator, which sees it only at the pilot symbols, lags behind it. Its samples start at the
+message's transmission time (:class:`~linksim.phy.links.TransmitTimes`, set by the engine) on a
+process shared by the messages of one channel draw; without one every example is its own process
+from ``t = 0``. Each frame is estimated from its own pilots.
 
 **Power and noise** (DESIGN.md §3). Data and pilot REs have unit energy; the DFT is unitary
 (Sionna's ``OFDMModulator``/``OFDMDemodulator`` use the normalised (I)FFT), so a time-domain
@@ -48,8 +55,9 @@ from .channels import complex_normal
 from .equalization import equalize
 from .estimation import build_estimator
 from .impairments import clip_amplitude
-from .links import ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
-from .multipath import ExpDecayPDP, TDLProfile, frequency_covariance, frequency_response
+from .links import (ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput, TransmitTimes,
+                    current_transmit_times, instantaneous_noise)
+from .multipath import ExpDecayPDP, TDLProfile, frequency_covariance, frequency_response, frequency_response_series
 from .validation import check_one_of
 
 __all__ = ["OFDMLink", "pilot_symbol_indices", "qpsk_pilots"]
@@ -88,7 +96,7 @@ class OFDMLink(Link):
     :param precision: ``"single"`` (complex64) | ``"double"`` (complex128)
     :param domain: ``"freq"`` (exact per-RE model) | ``"time"`` (waveform, ``kind="ofdm"`` only)
     :param interpolation: channel-estimate interpolation over OFDM symbols, ``"nn"`` | ``"lin"``
-    :param carrier_frequency: [Hz], TDL only (enters via Doppler, zero for the static model)
+    :param carrier_frequency: [Hz], TDL only (enters via Doppler); ``None``: ``cfg.carrier_frequency``
     :param pilot_seed: seed of the fixed pilot sequence
 
     >>> link = OFDMLink(LinkConfig(kind="ofdm"), 1024)
@@ -99,7 +107,7 @@ class OFDMLink(Link):
     kinds = ("ofdm", "tdl")
 
     def __init__(self, cfg: LinkConfig, num_symbols: int, device="cpu", precision: str = "single",
-                 domain: str = "freq", interpolation: str = "nn", carrier_frequency: float = 3.5e9,
+                 domain: str = "freq", interpolation: str = "nn", carrier_frequency: float | None = None,
                  pilot_seed: int = 0):
         super().__init__(cfg, num_symbols, device)
         check_one_of("precision", precision, ("single", "double"))
@@ -132,13 +140,16 @@ class OFDMLink(Link):
         self.register_buffer("data_ind", data_ind.to(self.device), persistent=False)
 
         bandwidth = m * cfg.subcarrier_spacing
+        #: OFDM symbol duration with its cyclic prefix [s] (the time step of a moving channel)
+        self.symbol_duration = (m + cfg.cp) / bandwidth
         if cfg.kind == "ofdm":
             if cfg.paths - 1 > cfg.cp:
                 raise ValueError(f"the channel has {cfg.paths} taps but the cyclic prefix only {cfg.cp} "
                                  f"samples; need paths - 1 <= cp")
             self.channel_model = ExpDecayPDP(cfg.paths, cfg.decay, bandwidth, precision=precision, device=dev)
         else:
-            self.channel_model = TDLProfile(cfg.tdl_model, cfg.delay_spread, carrier_frequency,
+            fc = cfg.carrier_frequency if carrier_frequency is None else carrier_frequency
+            self.channel_model = TDLProfile(cfg.tdl_model, cfg.delay_spread, fc, speed=cfg.speed,
                                             precision=precision, device=dev)
             max_delay = float(self.channel_model.delays.max()) * bandwidth
             if max_delay > cfg.cp:
@@ -192,13 +203,41 @@ class OFDMLink(Link):
         return self._info
 
     # ---------------------------------------------------------------- channel draw
-    def generate(self, batch_size: int, generator: torch.Generator) -> ChannelRealization:
-        """One multipath draw per example: ``h`` ``[B, F, S, M]`` (constant over ``F`` and ``S``)."""
-        a, tau = self.channel_model(batch_size, 1, None, generator=generator)
-        hf = frequency_response(a, tau, self.num_subcarriers, self.cfg.subcarrier_spacing)
-        h = hf[:, None, None, :].expand(-1, self.num_frames, self.num_ofdm_symbols, -1).contiguous()
-        return ChannelRealization(h=h.to(self.cdtype), taps=a[:, 0, 0, 0, 0, :, 0].to(self.cdtype),
-                                  delays=tau[0, 0, 0].clone())
+    @property
+    def time_varying(self) -> bool:
+        """True when the channel changes over the OFDM symbols (a TDL with ``speed > 0``)."""
+        return bool(getattr(self.channel_model, "time_varying", False))
+
+    def generate(self, batch_size: int, generator: torch.Generator, times: TransmitTimes | None = None
+                 ) -> ChannelRealization:
+        """One multipath draw per example: ``h`` ``[B, F, S, M]``.
+
+        Static channels: constant over ``F`` and ``S``. Time-varying (TDL with speed): OFDM symbol
+        ``(f, s)`` of example ``b`` sees the taps at ``t_b + (f·S + s)·T_s``; with ``times`` (default:
+        :func:`~linksim.phy.links.current_transmit_times`) ``t_b = times.start_s[b]`` on the process
+        seeded by ``times.process_seeds[b]``, else ``t_b = 0`` on ``B`` processes drawn from ``generator``.
+        """
+        if not self.time_varying:
+            a, tau = self.channel_model(batch_size, 1, None, generator=generator)
+            hf = frequency_response(a, tau, self.num_subcarriers, self.cfg.subcarrier_spacing)
+            h = hf[:, None, None, :].expand(-1, self.num_frames, self.num_ofdm_symbols, -1).contiguous()
+            return ChannelRealization(h=h.to(self.cdtype), taps=a[:, 0, 0, 0, 0, :, 0].to(self.cdtype),
+                                      delays=tau[0, 0, 0].clone())
+        times = times if times is not None else current_transmit_times()
+        f, s, m = self.num_frames, self.num_ofdm_symbols, self.num_subcarriers
+        steps = torch.arange(f * s, dtype=torch.float64) * self.symbol_duration
+        if times is None:
+            a, tau = self.channel_model(batch_size, f * s, 1 / self.symbol_duration, generator=generator)
+            t = steps.expand(batch_size, -1)
+        else:
+            times.check(batch_size)
+            t = torch.tensor(times.start_s, dtype=torch.float64)[:, None] + steps
+            gens = [torch.Generator(device=generator.device).manual_seed(int(seed)) for seed in times.process_seeds]
+            a, tau = self.channel_model.sample(t, gens)
+        hf = frequency_response_series(a, tau, m, self.cfg.subcarrier_spacing)  # [B, T, M]
+        return ChannelRealization(h=hf.reshape(batch_size, f, s, m).to(self.cdtype),
+                                  taps=a[:, 0, 0, 0, 0, :, 0].to(self.cdtype), delays=tau[0, 0, 0].clone(),
+                                  times=t.to(self.device))
 
     # ---------------------------------------------------------------- building blocks
     def map(self, x: torch.Tensor) -> torch.Tensor:
