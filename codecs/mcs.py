@@ -171,7 +171,7 @@ class BlerTable:
         floor = 1e-6  # zero-error points: interpolate towards a small value, not log(0)
         la, lb = math.log10(max(ys[j - 1], floor)), math.log10(max(ys[j], floor))
         t = (csnr_db - xs[j - 1]) / (xs[j] - xs[j - 1])
-        return 10 ** (la + t * (lb - la)) if ys[j] > 0 or t < 1 else 0.0
+        return 10 ** (la + t * (lb - la))  # t < 1: xs[j] is the first grid point above csnr_db
 
     def required_csnr_db(self, mcs: MCS, target: float) -> float:
         """Smallest grid CSNR [dB] whose codeword BLER is <= ``target`` (``inf`` if none)."""

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import Field, field_validator
 
 from ..configs import Count, StrictModel, TrainRunConfig, load_config
 from ..diffusion.training import (PriorOptimConfig, SampleConfig, ScheduleConfig, UNetConfig, _ema_update,
                                   scheduler_config, training_images)
 from ..jscc.adjscc import awgn_channel, parse_cbr
-from ..jscc.training import CropSampler, DataConfig, _plot_loss, _resolve_device, _save_checkpoint
+from ..jscc.training import CropSampler, DataConfig, _plot_loss
+from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
 from .pixel import EMBEDDED_DDPM_DIR, PixelRefiner, build_conditional_unet, ddim_scheduler
 
 __all__ = ["TrainDiffJSCCConfig", "Stage1Config", "load_diffjscc_train_config", "train_diffjscc", "export_refiner",
@@ -150,13 +148,8 @@ def train_diffjscc(config, output_dir: str | Path | None = None, resume: bool = 
 
 
 def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, stop_at: int | None):
-    from tqdm.auto import tqdm
-
     out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    device = _resolve_device(cfg.device)
-    t0 = time.time()
+    device = resolve_device(cfg.device)
 
     torch.manual_seed(cfg.seed)  # parameter initialisation only
     if cfg.refiner_crop > cfg.data.crop:
@@ -175,18 +168,8 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     sampler = CropSampler(training_images(cfg.data), cfg.data.crop, data_gen)
     lo, hi = cfg.channel.csnr_db
-
-    step, losses = 0, []
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        unet.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        lr_sched.load_state_dict(ck["scheduler"])
-        data_gen.set_state(ck["data_rng"].cpu())
-        noise_gen.set_state(ck["noise_rng"].cpu())
-        step, losses = ck["step"], list(ck["losses"])
+    state = TrainState({"model": unet, "ema": ema}, {"optimizer": opt}, {"scheduler": lr_sched},
+                       {"data_rng": data_gen, "noise_rng": noise_gen})
 
     def grid(path: Path) -> None:
         # fixed training crops, one row per stage; own generators so the run's streams are untouched
@@ -199,11 +182,9 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
         ref = PixelRefiner(ema, sched).refine(x1, snr, cfg.sample.steps, generator=gd)
         _save_rows([x.cpu(), x1.cpu(), ref.cpu()], path)
 
-    unet.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     net = PixelRefiner(unet, sched)
-    while step < last:
+
+    def step(_s: int) -> float:
         b = cfg.batch_size
         x = sampler(b).to(device)
         snr = lo + (hi - lo) * torch.rand(b, generator=noise_gen, device=device)
@@ -214,31 +195,20 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
         noise = torch.randn(x.shape, generator=noise_gen, device=device)
         a = abar[t].reshape(b, 1, 1, 1)
         x_t = a.sqrt() * (x * 2 - 1) + (1 - a).sqrt() * noise
-        loss = F.mse_loss(net.eps(x_t, t, x1 * 2 - 1, snr), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        lr_sched.step()
-        step += 1
-        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if cfg.sample.every and step % cfg.sample.every == 0 and step < cfg.steps:
-            grid(out / f"samples_{step:07d}.png")
-        if step % cfg.checkpoint_every == 0 or step == last:
-            _save_checkpoint(ckpt_path, {
-                "model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": lr_sched.state_dict(), "data_rng": data_gen.get_state(),
-                "noise_rng": noise_gen.get_state(), "step": step, "losses": losses,
-                "config": cfg.model_dump(mode="json"),
-            })
-    bar.close()
-    if step < cfg.steps:
+        return optimizer_step(F.mse_loss(net.eps(x_t, t, x1 * 2 - 1, snr), noise), opt, lr_sched, unet.parameters(),
+                              cfg.optim.grad_clip)
+
+    def after_step(done: int) -> None:
+        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        if cfg.sample.every and done % cfg.sample.every == 0 and done < cfg.steps:
+            grid(out / f"samples_{done:07d}.png")
+
+    unet.train()
+    if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device,
+                    on_step=after_step):
         return None
     grid(out / "samples.png")
-    _plot_loss(losses, out / "loss.png", f"{cfg.name}: eps-MSE (conditional UNet {cfg.model.block_out_channels})")
+    _plot_loss(state.losses, out / "loss.png", f"{cfg.name}: eps-MSE (conditional UNet {cfg.model.block_out_channels})")
     return export_run(out, out / "ddpm")
 
 

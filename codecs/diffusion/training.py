@@ -24,13 +24,13 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..configs import Count, TrainRunConfig, load_config
 from ..configs import StrictModel as _Strict
 from ..images import rescale as _resize
-from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss, _resolve_device, _save_checkpoint
+from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss
+from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
 from .loaders import EMBEDDED_PRIOR_DIR, DiffusersUNet, _betas_from_scheduler_config
 from .prior import Prior
 
@@ -265,12 +265,8 @@ def train_prior(
 
 
 def _train(cfg: TrainPriorConfig, output_dir, resume: bool, progress: bool, stop_at: int | None) -> PriorTrainResult | None:
-    from tqdm.auto import tqdm
-
     out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     t0 = time.time()
 
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
@@ -288,64 +284,41 @@ def _train(cfg: TrainPriorConfig, output_dir, resume: bool, progress: bool, stop
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     sampler = CropSampler(train, cfg.data.crop, data_gen)
 
-    step, losses = 0, []
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        unet.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        lr_sched.load_state_dict(ck["scheduler"])
-        # generator states are CPU byte tensors even for a CUDA generator (map_location moved them)
-        data_gen.set_state(ck["data_rng"].cpu())
-        noise_gen.set_state(ck["noise_rng"].cpu())
-        step, losses = ck["step"], list(ck["losses"])
+    state = TrainState({"model": unet, "ema": ema}, {"optimizer": opt}, {"scheduler": lr_sched},
+                       {"data_rng": data_gen, "noise_rng": noise_gen})
 
     def grid(path: Path) -> None:
         g = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # same noise every grid: comparable
         _save_grid(sample_images(_prior(ema, sched).to(device), cfg.sample.count, cfg.data.crop, cfg.sample.steps, g).cpu(), path)
 
     use_amp = cfg.amp and device.type == "cuda"
-    unet.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    while step < last:
+
+    def step(_s: int) -> float:
         x0 = sampler(cfg.batch_size).to(device) * 2 - 1
         t = torch.randint(T, (cfg.batch_size,), generator=noise_gen, device=device)
         noise = torch.randn(x0.shape, generator=noise_gen, device=device)
         x_t = prior.q_sample(x0, t, noise)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             eps = prior.eps(x_t, t)
-        loss = F.mse_loss(eps.float(), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        lr_sched.step()
-        step += 1
-        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if cfg.sample.every and step % cfg.sample.every == 0 and step < cfg.steps:
-            grid(out / f"samples_{step:07d}.png")
-        if step % cfg.checkpoint_every == 0 or step == last:
-            _save_checkpoint(ckpt_path, {
-                "model": unet.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": lr_sched.state_dict(), "data_rng": data_gen.get_state(),
-                "noise_rng": noise_gen.get_state(), "step": step, "losses": losses,
-                "config": cfg.model_dump(mode="json"),
-            })
-    bar.close()
-    if step < cfg.steps:
+        return optimizer_step(F.mse_loss(eps.float(), noise), opt, lr_sched, unet.parameters(), cfg.optim.grad_clip)
+
+    def after_step(done: int) -> None:
+        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        if cfg.sample.every and done % cfg.sample.every == 0 and done < cfg.steps:
+            grid(out / f"samples_{done:07d}.png")
+
+    unet.train()
+    if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device,
+                    on_step=after_step):
         return None
+    losses = state.losses
 
     samples_png = out / "samples.png"
     grid(samples_png)
     loss_png = out / "loss.png"
     _plot_loss(losses, loss_png, f"{cfg.name}: eps-MSE (UNet {cfg.model.block_out_channels}, crop {cfg.data.crop})")
     export_dir = export_run(out, out / "ddpm")  # from the final checkpoint just written
-    return PriorTrainResult(export_dir=export_dir, loss_png=loss_png, samples_png=samples_png, steps=step,
+    return PriorTrainResult(export_dir=export_dir, loss_png=loss_png, samples_png=samples_png, steps=state.step,
                             final_loss=losses[-1] if losses else float("nan"), seconds=time.time() - t0)
 
 

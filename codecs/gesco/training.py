@@ -34,12 +34,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..configs import Count, TrainRunConfig, load_config
 from ..configs import StrictModel as _Strict
-from ..jscc.training import _plot_loss, _resolve_device, _save_checkpoint
+from ..jscc.training import _plot_loss
+from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
 from .model import SemanticUNet, SemanticUNetConfig
 from .scenes import NUM_CLASSES, colorize, scene_set
 from .segmenter import EMBEDDED_DIR, Segmenter, SegmenterConfig, save_segmenter
@@ -190,12 +190,9 @@ def train_gesco(config, output_dir=None, resume: bool = True, progress: bool = T
 
 def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
     from diffusers import DDPMScheduler
-    from tqdm.auto import tqdm
 
     out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     net = SemanticUNet(cfg.model).to(device)
@@ -208,17 +205,8 @@ def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
     data_gen = torch.Generator().manual_seed(cfg.seed)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
     batches = _Batches(cfg.data, data_gen)
-    step, losses = 0, []
-    ckpt = out / "checkpoint.pt"
-    if resume and ckpt.is_file():
-        ck = torch.load(ckpt, map_location=device, weights_only=False)
-        net.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        lr_sched.load_state_dict(ck["scheduler"])
-        data_gen.set_state(ck["data_rng"])
-        noise_gen.set_state(ck["noise_rng"])
-        step, losses = ck["step"], list(ck["losses"])
+    state = TrainState({"model": net, "ema": ema}, {"optimizer": opt}, {"scheduler": lr_sched},
+                       {"data_rng": data_gen, "noise_rng": noise_gen})
     export = Path(cfg.export) if cfg.export else out / "gesco.safetensors"
 
     def grid(path: Path) -> None:
@@ -234,11 +222,10 @@ def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
 
         save_image(torch.cat([colorize(held.labels), x, held.images]), path, nrow=8, padding=1)
 
-    net.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     k = cfg.model.label_nc - 1
-    while step < last:
+
+    def step(_s: int) -> float:
         x, lab, inst = batches(cfg.batch_size)
         x0 = x.to(device) * 2 - 1
         cond = condition(lab, inst, k).to(device)
@@ -252,34 +239,28 @@ def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
         a = acp[t.to(device)].float()[:, None, None, None]
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # = DDPMScheduler.add_noise
         target = noise if cfg.prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0
-        loss = F.mse_loss(net(x_t, t.to(device), cond), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        lr_sched.step()
-        step += 1
-        _ema_update(ema, net, min(cfg.optim.ema_decay, (1 + step) / (10 + step)))
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.steps:
-            grid(out / f"samples_{step:07d}.png")
-        if step % cfg.checkpoint_every == 0 or step == last:
-            _save_checkpoint(ckpt, {"model": net.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                                    "scheduler": lr_sched.state_dict(), "data_rng": data_gen.get_state(),
-                                    "noise_rng": noise_gen.get_state(), "step": step, "losses": losses})
-            export_gesco(ema, export, {"trained_steps": step, "train_config": cfg.model_dump(mode="json"),
-                                       "final_loss_mean_100": sum(losses[-100:]) / max(len(losses[-100:]), 1)},
-                         cfg.prediction)
-    bar.close()
-    if step < cfg.steps:
+        return optimizer_step(F.mse_loss(net(x_t, t.to(device), cond), target), opt, lr_sched, net.parameters(),
+                              cfg.optim.grad_clip)
+
+    def after_step(done: int) -> None:
+        _ema_update(ema, net, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        if cfg.sample_every and done % cfg.sample_every == 0 and done < cfg.steps:
+            grid(out / f"samples_{done:07d}.png")
+        if done % cfg.checkpoint_every == 0 or done == last:  # the exported weights follow the checkpoints
+            recent = state.losses[-100:]
+            export_gesco(ema, export, {"trained_steps": done, "train_config": cfg.model_dump(mode="json"),
+                                       "final_loss_mean_100": sum(recent) / max(len(recent), 1)}, cfg.prediction)
+
+    net.train()
+    if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device,
+                    on_step=after_step):
         return None
+    losses = state.losses
     samples = out / "samples.png"
     grid(samples)
     loss_png = out / "loss.png"
     _plot_loss(losses, loss_png, f"{cfg.name}: eps-MSE (SPADE UNet {cfg.model.channels}, {cfg.data.size})")
-    return GescoTrainResult(export=export, samples_png=samples, loss_png=loss_png, steps=step,
+    return GescoTrainResult(export=export, samples_png=samples, loss_png=loss_png, steps=state.step,
                             final_loss=losses[-1] if losses else float("nan"), seconds=time.time() - t0)
 
 
@@ -319,12 +300,8 @@ def heldout_miou(net: Segmenter, data: SceneDataConfig, count: int) -> float:
 
 
 def _train_segmenter(cfg: TrainSegmenterConfig, output_dir, resume, progress, stop_at):
-    from tqdm.auto import tqdm
-
     out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     net = Segmenter(cfg.model).to(device)
@@ -332,36 +309,16 @@ def _train_segmenter(cfg: TrainSegmenterConfig, output_dir, resume, progress, st
     lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     data_gen = torch.Generator().manual_seed(cfg.seed)
     batches = _Batches(cfg.data, data_gen)
-    step, losses = 0, []
-    ckpt = out / "checkpoint.pt"
-    if resume and ckpt.is_file():
-        ck = torch.load(ckpt, map_location=device, weights_only=False)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        lr_sched.load_state_dict(ck["scheduler"])
-        data_gen.set_state(ck["data_rng"])
-        step, losses = ck["step"], list(ck["losses"])
-    net.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    while step < last:
+    state = TrainState({"model": net}, {"optimizer": opt}, {"scheduler": lr_sched}, {"data_rng": data_gen})
+
+    def step(_s: int) -> float:
         x, lab, _ = batches(cfg.batch_size)
-        loss = F.cross_entropy(net(x.to(device)), lab.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        lr_sched.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if step % cfg.checkpoint_every == 0 or step == last:
-            _save_checkpoint(ckpt, {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                    "scheduler": lr_sched.state_dict(), "data_rng": data_gen.get_state(),
-                                    "step": step, "losses": losses})
-    bar.close()
-    if step < cfg.steps:
+        return optimizer_step(F.cross_entropy(net(x.to(device)), lab.to(device)), opt, lr_sched)
+
+    net.train()
+    if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device):
         return None
+    step, losses = state.step, state.losses
     net.eval()
     miou = heldout_miou(net, cfg.data, cfg.heldout)
     export = Path(cfg.export) if cfg.export else out / "segmenter.safetensors"

@@ -23,11 +23,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..configs import StrictModel, TrainRunConfig, load_config
-from ..training_loop import resolve_device, save_checkpoint
+from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
 # the corpus names are re-exported here (part of this module's API since the first trainings)
 from ..images import (EMBEDDED_HOLDOUT, EMBEDDED_PHOTOS, embedded_photos, folder_photos, psnr, rescale,
                       resize_center_crop)
@@ -294,9 +293,6 @@ def init_weights(model: ADJSCC, images: torch.Tensor | None = None, csnr_db: flo
     fit(dec.out_conv, lambda t: dec.out_conv(F.pad(t, (3, 3, 3, 3), mode="reflect")), z)
 
 
-# one implementation for every training (the shared loop's); the old names stay importable
-_resolve_device = resolve_device
-_save_checkpoint = save_checkpoint
 
 
 def _plot_loss(losses: list[float], path: Path, title: str) -> None:
@@ -337,15 +333,11 @@ def train_jscc(
     :return: :class:`TrainResult` (files: ``model.safetensors`` + ``model.json``, ``loss.png``,
         ``eval.csv``, ``checkpoint.pt``, ``config.yaml``)
     """
-    from tqdm.auto import tqdm
-
     cfg = load_train_config(config)
     out = Path(output_dir or cfg.output or f"runs/{cfg.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     t0 = time.time()
 
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
@@ -367,44 +359,21 @@ def train_jscc(
     channel = _channel_fn(cfg.channel, n_sym, device, noise_gen)
     lo, hi = cfg.channel.csnr_db
 
-    step, losses = 0, []
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        data_gen.set_state(ck["data_rng"])
-        noise_gen.set_state(ck["noise_rng"])
-        step, losses = ck["step"], list(ck["losses"])
-
+    state = TrainState({"model": model}, {"optimizer": opt}, {"scheduler": sched},
+                       {"data_rng": data_gen, "noise_rng": noise_gen})
     use_amp = cfg.amp and device.type == "cuda"
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    while step < last:
+
+    def step(_s: int) -> float:
         x = sampler(cfg.batch_size).to(device)
         csnr = lo + (hi - lo) * torch.rand(cfg.batch_size, generator=noise_gen, device=device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             x_hat = model(x, channel, csnr)
-        loss = F.mse_loss(x_hat.float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(mse=f"{losses[-1]:.4f}", psnr=f"{-10 * math.log10(max(losses[-1], 1e-10)):.2f}")
-        if step % cfg.checkpoint_every == 0 or step == last:
-            _save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "data_rng": data_gen.get_state(), "noise_rng": noise_gen.get_state(),
-                "step": step, "losses": losses, "config": cfg.model_dump(mode="json"),
-            })
-    bar.close()
-    if step < cfg.steps:
+        return optimizer_step(F.mse_loss(x_hat.float(), x), opt, sched)
+
+    model.train()
+    if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device):
         return None
+    step, losses = state.step, state.losses
 
     model.eval()
     psnr = evaluate_psnr(model, eval_images(cfg.data), cfg.eval_csnr_db, cfg.eval_repeats, seed=cfg.seed + 2)

@@ -38,7 +38,7 @@ from ..configs import Count, StrictModel, TrainRunConfig, load_config
 from ..diffusion.training import PriorOptimConfig, ScheduleConfig, UNetConfig, _ema_update, training_images
 from ..images import psnr
 from ..jscc.training import CropSampler, DataConfig, _plot_loss, eval_images
-from ..training_loop import TrainState, resolve_device, run_loop
+from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
 from .allocation import allocate
 from .entropy import bits
 from .model import DOWNSAMPLING, LRISC, LRISCConfig, load_lrisc, save_lrisc
@@ -188,16 +188,6 @@ def _cosine(opt, cfg: TrainLRISCConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(s, n) / n)))
 
 
-def _update(loss, opt, sched, params, grad_clip: float) -> float:
-    """One optimiser step on ``loss`` (gradients clipped to global norm ``grad_clip``)."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    opt.step()
-    sched.step()
-    return loss.item()
-
-
 def _setup(cfg: TrainLRISCConfig, model_from_init: bool):
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # parameter initialisation only; data and noise use own generators
@@ -227,7 +217,7 @@ def _transform(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
         y_t, p_y, _, p_z = model.likelihoods(y, "noise", noise_gen)
         x_hat = model.synthesis(y_t)
         bpp = (bits(p_y).sum() + bits(p_z).sum()) / (x.shape[0] * x.shape[-2] * x.shape[-1])
-        return _update(cfg.lmbda * 255**2 * F.mse_loss(x_hat, x) + bpp, opt, sched, params, cfg.optim.grad_clip)
+        return optimizer_step(cfg.lmbda * 255**2 * F.mse_loss(x_hat, x) + bpp, opt, sched, params, cfg.optim.grad_clip)
 
     model.train()
     if not run_loop(cfg, out, state, step, resume=resume, progress=progress, stop_at=stop_at, device=device):
@@ -257,7 +247,7 @@ def _jscc(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
             k = sample_lengths(model, model.analysis(x), cfg.symbols_per_group, noise_gen)
         snr = lo + (hi - lo) * torch.rand(b, generator=noise_gen, device=device)
         x_hat, _, _ = model.forward_jscc(x, k, snr, noise_gen)
-        return _update(F.mse_loss(x_hat, x), opt, sched, params, cfg.optim.grad_clip)
+        return optimizer_step(F.mse_loss(x_hat, x), opt, sched, params, cfg.optim.grad_clip)
 
     model.train()
     # the frozen analysis side stays in eval mode (no state of its own changes either way)
@@ -332,7 +322,7 @@ def _diffusion(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
         x0 = x * 2 - 1
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         target = x0 if d.prediction_type == "sample" else noise
-        loss = _update(F.mse_loss(net.eps(x_t, t, cond, snr), target), opt, lr_sched, list(unet.parameters()),
+        loss = optimizer_step(F.mse_loss(net.eps(x_t, t, cond, snr), target), opt, lr_sched, list(unet.parameters()),
                        d.optim.grad_clip)
         _ema_update(ema, unet, min(d.optim.ema_decay, (2 + s) / (11 + s)))
         return loss
