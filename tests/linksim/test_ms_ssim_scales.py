@@ -15,7 +15,8 @@ import torch
 from linksim.metrics.pixel import STANDARD_BETAS, ms_ssim, ms_ssim_betas, ms_ssim_scales, ms_ssim_variant
 
 
-@pytest.mark.parametrize("side,scales", [(11, 1), (21, 1), (22, 2), (43, 2), (44, 3), (98, 3), (99, 4),
+@pytest.mark.parametrize("side,scales", [(11, 1), (21, 1), (22, 2), (43, 2), (44, 3), (88, 3), (89, 3), (90, 3),
+                                         (98, 3), (99, 4),
                                          (175, 4), (176, 5), (1000, 5)])
 def test_boundaries(side, scales):
     assert ms_ssim_scales(side, side) == scales
@@ -63,6 +64,19 @@ def test_equals_torchmetrics_with_the_betas_written_out(side):
     b = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)[:{64: 3, 128: 4, 176: 5}[side]]
     g = torch.Generator().manual_seed(side)
     x = torch.rand(2, 3, side, side, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    ref = tm(y, x, data_range=1.0, kernel_size=11, sigma=1.5, betas=tuple(v / sum(b) for v in b),
+             reduction="none", normalize="relu")
+    torch.testing.assert_close(ms_ssim(x, y), ref)
+
+
+def test_a_wide_image_takes_its_scales_from_its_height():
+    """44 x 200 px: the height (44 px) allows 3 scales; the value is torchmetrics' with 3 betas."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm
+
+    b = (0.0448, 0.2856, 0.3001)
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 3, 44, 200, generator=g)
     y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     ref = tm(y, x, data_range=1.0, kernel_size=11, sigma=1.5, betas=tuple(v / sum(b) for v in b),
              reduction="none", normalize="relu")
