@@ -29,6 +29,21 @@ Two model sets:
   steps are set apart (``--adm-steps``; on CPU 2 by default, 0 = skip, and skipped under
   ``--quick`` unless given), and only ``--adm-receivers`` (default HiFi-DiffCom) run.
 
+Decoders (``--decoders``, default ``jscc separation ideal diffjscc lrisc``; ``none`` to skip):
+every other shipped image method kind, built from the registry with its default settings at
+``--size`` on AWGN (CSNR ``--csnr``), its ``decode`` timed
+as the engine times it (one row per kind, ``model_set`` ``decode``; CBR per kind in
+:data:`DECODERS`): ``s_per_image`` at batch 1,
+``batch_exponent`` ``α = log(t(4)/t(1)) / log 4`` from batch 4, and for kinds with ``num_steps``
+the NFE slope ``s_per_step = (t(n₂) − t(n₁)) / (n₂ − n₁)`` from two step counts (``prep_s`` is
+then the intercept: the per-image cost without network evaluations).
+
+Device profile (``--profile FILE``): the rows become a profile file of the receiver-time model
+(:mod:`linksim.timing`; ``device_profile: FILE`` in a scenario): per receiver and channel
+``s_per_nfe = s_per_step / images``, ``s_per_image = prep_s / images``; ``--from-csv CSV`` builds
+it from a CSV written earlier (and the decoders timed now) instead of timing the receivers again.
+``linksim/profiles/cpu-2core.yaml`` was made so.
+
 Timings are medians over ``--repeats`` after one untimed one-step warm-up (none for ``adm256`` on
 CPU, where a step costs tens of seconds). The received signal is drawn once per channel from
 seeded random images (content does not change the cost). Writes ``--output`` (CSV, overwritten)
@@ -36,6 +51,7 @@ and the same table as markdown next to it (``.md``), and prints it.
 
     .venv/bin/python benchmarks/receivers_speed.py --threads 1 --quick --prior runs/prior_dev/ddpm
     .venv/bin/python benchmarks/receivers_speed.py --device cuda --images 4 --steps 20 --adm-steps 20
+    .venv/bin/python benchmarks/receivers_speed.py --threads 1 --profile my-device.yaml --profile-name my-gpu
 """
 
 from __future__ import annotations
@@ -78,7 +94,7 @@ CHANNELS = {
 #: the CSV columns, in order
 COLUMNS = ["model_set", "device", "threads", "size", "channel", "receiver", "prior", "prior_params_m", "images",
            "nfe", "steps_timed", "nfe_timed", "net_calls", "prep_s", "s_per_step", "s_per_image", "images_per_s",
-           "x_jscc", "proj_9_s", "proj_171_s", "csnr_db", "cbr", "date", "torch", "notes"]
+           "x_jscc", "proj_9_s", "proj_171_s", "batch_exponent", "csnr_db", "cbr", "date", "torch", "notes"]
 
 
 def _sync(device: torch.device) -> None:
@@ -280,12 +296,154 @@ def run(args) -> list[dict]:
 
 def _row(stamp, model_set, device, size, channel, receiver, prior_name, prior, images, m, notes) -> dict:
     row = {"model_set": model_set, "device": device.type, "size": size, "channel": channel, "receiver": receiver,
-           "prior": prior_name, "prior_params_m": round(_params_m(prior), 2), "images": images, **m, **stamp,
-           "notes": notes}
-    for k in ("prep_s", "s_per_step", "s_per_image", "images_per_s", "x_jscc", "proj_9_s", "proj_171_s"):
+           "prior": prior_name, "prior_params_m": round(_params_m(prior), 2) if prior is not None else float("nan"),
+           "images": images, "batch_exponent": float("nan"), **m, **stamp, "notes": notes}
+    for k in ("prep_s", "s_per_step", "s_per_image", "images_per_s", "x_jscc", "proj_9_s", "proj_171_s",
+              "batch_exponent"):
         v = row[k]
         row[k] = v if isinstance(v, float) and math.isnan(v) else float(f"{v:.4g}")
     return {c: row[c] for c in COLUMNS}
+
+
+#: decoders timed by :func:`decoder_rows`: kind -> CBR of the timed point (one the embedded models
+#: have, and at which HEVC + LDPC delivers an image at 64²); the settings are the kind's defaults
+DECODERS = {"jscc": "1/24", "separation": "1/12", "ideal": "1/12", "diffjscc": "1/96", "lrisc": "1/24"}
+#: step counts of the NFE slope of kinds with ``num_steps``
+DECODER_STEPS = (2, 6)
+
+
+def _decode_seconds(cls, config, point, images, repeats: int, seed: int) -> tuple[float, int | None]:
+    """``(median seconds of method.decode, Decoded.nfe)`` for one batch, as the engine times it."""
+    method = cls(config, point)
+    device = torch.device(point.device)
+
+    def gen(k):
+        return torch.Generator(device).manual_seed(seed + k)
+
+    rx = method.channel(method.encode(images, gen(0)), gen(1), gen(2))
+    with torch.no_grad():
+        method.decode(rx, gen(3))  # warm-up (lazy loads, first-call set-up)
+        times, nfe = [], None
+        for _ in range(max(repeats, 1)):
+            t, dec = _timed(lambda: method.decode(rx, gen(3)), device)
+            times.append(t)
+            nfe = dec.nfe
+    return statistics.median(times), nfe
+
+
+def decoder_rows(args, device: torch.device, stamp: dict) -> list[dict]:
+    """One row per kind of :data:`DECODERS` (``--decoders``): batch-1 cost, batch exponent, NFE slope."""
+    from linksim.registry import METHODS
+
+    rows = []
+    size = args.size
+    g = torch.Generator().manual_seed(args.seed)
+    batch4 = torch.rand(4, 3, size, size, generator=g).to(device)
+    for kind in args.decoders:
+        cbr = Fraction(DECODERS.get(kind, "1/24"))
+        point = OperatingPoint(csnr_db=args.csnr, cbr=cbr, link=CHANNELS["awgn"], image_shape=(size, size),
+                               device=str(device), seed=args.seed)
+        cfg_model, cls = METHODS.config(kind), METHODS.get(kind)
+        base = {"name": kind, "kind": kind}
+        stepped = "num_steps" in cfg_model.model_fields
+        n1, n2 = DECODER_STEPS
+        cfg1 = cfg_model.model_validate({**base, **({"num_steps": n1} if stepped else {})})
+        t1, nfe1 = _decode_seconds(cls, cfg1, point, batch4[:1], args.repeats, args.seed)
+        t4, _ = _decode_seconds(cls, cfg1, point, batch4, args.repeats, args.seed)
+        s_step, prep, nfe = 0.0, t1, nfe1
+        if stepped and nfe1:
+            cfg2 = cfg_model.model_validate({**base, "num_steps": n2})
+            t2, nfe2 = _decode_seconds(cls, cfg2, point, batch4[:1], args.repeats, args.seed)
+            s_step = max(t2 - t1, 0.0) / max((nfe2 or n2) - nfe1, 1)
+            prep = max(t1 - nfe1 * s_step, 0.0)
+        m = {"nfe": nfe or 0, "steps_timed": nfe or 0, "nfe_timed": nfe or 0, "net_calls": 0, "prep_s": prep,
+             "s_per_step": s_step, "s_per_image": t1, "images_per_s": 1.0 / t1, "x_jscc": float("nan"),
+             "proj_9_s": float("nan"), "proj_171_s": float("nan"),
+             "batch_exponent": max(math.log(t4 / t1) / math.log(4), 0.05)}
+        note = (f"decode timed at batch 1 and 4 x {args.repeats} repeats, default settings, CBR {cbr}"
+                + (f"; NFE slope from num_steps {n1} and {n2}" if stepped and nfe1 else ""))
+        row = _row({**stamp, "cbr": str(cbr)}, "decode", device, size, "awgn", kind, "", None, 1, m, note)
+        rows.append(row)
+        print(_fmt_line(row), file=sys.stderr)
+    return rows
+
+
+#: flat channel kinds share the awgn rows, multipath kinds the ofdm rows
+PROFILE_CHANNELS = {"awgn": ["awgn", "rayleigh"], "ofdm": ["ofdm", "tdl"]}
+
+
+def _number(v) -> float:
+    return float(v) if v not in ("", None) else float("nan")
+
+
+def profile_from_rows(rows: list[dict], name: str, device_text: str, source: str) -> dict:
+    """A device profile (:class:`linksim.timing.DeviceProfile` as plain data) from benchmark rows.
+
+    Receiver rows (``model_set`` embedded / adm256): ``s_per_nfe = s_per_step / images`` and
+    ``s_per_image = prep_s / images`` per channel family (the embedded ones when ``prior: embedded``); the
+    decoder rows come first (a kind timed as a whole decode wins); the ``adm256`` rows apply to the
+    ``ffhq_10m`` prior (``when: {prior: ffhq_10m}``, listed first so they win). Decoder rows:
+    ``s_per_image = prep_s``, ``s_per_nfe = s_per_step``, their own ``batch_exponent``. A
+    ``default`` entry (methods the profile does not list, e.g. plug-ins) costs a DeepJSCC decode
+    plus the embedded prior's per-NFE cost (the HiFi-DiffCom AWGN row).
+    """
+    entries, default = [], {}
+    order = sorted(rows, key=lambda r: (r["model_set"] != "decode", r["model_set"] != "adm256"))
+    for r in order:
+        images = int(r["images"]) or 1
+        if r["model_set"] == "decode":
+            e = {"kind": r["receiver"], "size": int(r["size"]), "s_per_image": float(f"{_number(r['prep_s']):.4g}"),
+                 "s_per_nfe": float(f"{_number(r['s_per_step']):.4g}"),
+                 "batch_exponent": float(f"{_number(r['batch_exponent']):.3g}"),
+                 "source": f"receivers_speed.py decode row ({r['date']}): {r['notes']}"}
+            if r["receiver"] == "jscc":
+                default.setdefault("s_per_image", e["s_per_image"])
+            entries.append(e)
+            continue
+        kind = "jscc" if r["receiver"] == "deepjscc" else r["receiver"]
+        if kind == "jscc" and r["model_set"] == "adm256":
+            continue  # a random paper-size ADJSCC no scenario runs (the embedded one is the jscc entry)
+        if kind == "jscc" and any(e["kind"] == "jscc" and "channels" not in e for e in entries):
+            continue  # the decoder row (batch 1, own exponent) is the jscc entry
+        e = {"kind": kind, "channels": list(PROFILE_CHANNELS[r["channel"]]), "size": int(r["size"]),
+             "s_per_image": float(f"{_number(r['prep_s']) / images:.4g}"),
+             "s_per_nfe": float(f"{_number(r['s_per_step']) / images:.4g}"),
+             "source": f"receivers_speed.py {r['model_set']}/{r['channel']}/{r['receiver']} row ({r['date']})"}
+        if r["model_set"] == "adm256":
+            e["when"] = {"prior": "ffhq_10m"}
+        else:
+            e["when"] = {"prior": "embedded"}
+            if kind == "hifi_diffcom" and r["channel"] == "awgn":
+                default["s_per_nfe"] = e["s_per_nfe"]
+            if kind == "jscc":
+                del e["when"]
+                default.setdefault("s_per_image", e["s_per_image"])
+        entries.append(e)
+    size = next((e["size"] for e in entries if e["kind"] == "jscc"), 64)
+    entries.append({"kind": "default", "size": size, "s_per_image": default.get("s_per_image", 0.0),
+                    "s_per_nfe": default.get("s_per_nfe", 0.0),
+                    "source": "methods this profile does not list: a DeepJSCC decode + the embedded prior's "
+                              "per-NFE cost (an approximation)"})
+    return {"name": name, "status": "measured", "device": device_text, "source": source, "batch_exponent": 1.0,
+            "entries": entries}
+
+
+def write_profile(path: Path, profile: dict) -> None:
+    """Write ``profile`` as YAML and check that linksim reads it back."""
+    import yaml
+
+    from linksim.timing import DeviceProfile
+
+    DeviceProfile.model_validate(profile)
+    head = ("# Device profile of linksim's receiver-time model (linksim/timing.py), written by\n"
+            "# benchmarks/receivers_speed.py --profile. Seconds per image at `size` pixels.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + yaml.safe_dump(profile, sort_keys=False, width=110))
+
+
+def _read_csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _fmt_line(r: dict) -> str:
@@ -327,6 +485,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="1 image, 2 steps, 1 repeat, no ADM on CPU")
     ap.add_argument("--note", default="", help="free text appended to every row's notes (machine load, ...)")
     ap.add_argument("--output", default=str(CSV), help="CSV path (overwritten; a .md table is written beside it)")
+    ap.add_argument("--decoders", nargs="+", default=list(DECODERS),
+                    help="other method kinds whose decode is timed (none: skip)")
+    ap.add_argument("--profile", default=None, help="also write a device profile (YAML) for device_profile:")
+    ap.add_argument("--profile-name", default="my-device", help="the profile's name")
+    ap.add_argument("--from-csv", default=None,
+                    help="take the receiver rows from this CSV (written earlier) instead of timing them")
     args = ap.parse_args(argv)
     quick = args.quick
     args.images = args.images or (1 if quick else 2)
@@ -345,7 +509,23 @@ def main(argv=None) -> list[dict]:
     print(f"receivers_speed: {platform.processor() or platform.machine()}, threads={torch.get_num_threads()}, "
           f"torch {torch.__version__}, prior={args.prior}, size={args.size}, images={args.images}, "
           f"steps={args.steps}, repeats={args.repeats}, csnr={args.csnr} dB, cbr=1/48", file=sys.stderr)
-    rows = run(args)
+    decoders = [] if args.decoders == ["none"] else args.decoders
+    args.decoders = decoders
+    rows = _read_csv(args.from_csv) if args.from_csv else run(args)
+    if decoders:
+        stamp = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
+                 "threads": torch.get_num_threads(), "csnr_db": args.csnr}
+        device = torch.device("cpu" if args.device == "auto" else args.device)
+        extra = f"; {args.note}" if args.note else ""
+        rows = [r for r in rows if r.get("model_set") != "decode"] + [
+            {**r, "notes": r["notes"] + extra} for r in decoder_rows(args, device, stamp)]
+    if args.profile:
+        text = (f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+                f"{torch.get_num_threads()} thread(s){'; ' + args.note if args.note else ''}")
+        write_profile(Path(args.profile), profile_from_rows(
+            rows, args.profile_name, text, "benchmarks/receivers_speed.py " + " ".join(sys.argv[1:])))
+        print(args.profile, file=sys.stderr)
+    rows = [{c: r.get(c, "") for c in COLUMNS} for r in rows]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:

@@ -4,7 +4,7 @@ One job = one method at one sweep point (run by :func:`linksim.engine.run_job`).
 Monte-Carlo work) flow through three SimPy processes::
 
     source --(t_arrival, traffic model)--> transmitter --(channel busy for the airtime)-->
-        receiver queue --(server; service time = measured decode time)--> done (t_done)
+        receiver queue --(server; service time = modelled (or measured) decode time)--> done (t_done)
 
 * **source**: emits message ``i`` at ``t_arrival[i]`` (``batch``: all at 0; ``periodic``; ``poisson``).
 * **transmitter**: the channel is a ``simpy.Resource`` of capacity 1; a message holds it for its
@@ -15,8 +15,8 @@ Monte-Carlo work) flow through three SimPy processes::
   at ``t_tx_start`` (:class:`linksim.phy.links.TransmitTimes`); its interval index uses
   ``T_c = 0.423 / f_D``.
 * **receiver**: a server taking up to ``max_batch`` waiting messages (``batch`` traffic: all of
-  them, a plain Monte-Carlo batch); its service time is the measured wall-clock time of the
-  decode (or a model of it, ``service_time``).
+  them, a plain Monte-Carlo batch); its service time is a model of the decode's duration
+  (``service_time``; :mod:`linksim.timing`, deterministic) or its measured wall-clock time.
 
 Every message carries its timestamps, so latency, queueing delay and deadline misses are results
 columns like any metric. The engine does not know what a method does: :func:`simulate` takes a
@@ -130,7 +130,9 @@ def simulate(
         (in the order given), returns one result per message and the measured decode time [s]
     :param batch_all: the receiver waits for all messages and serves them as one batch
         (Monte-Carlo); otherwise it serves up to ``max_batch`` waiting messages at a time
-    :param service_time: a model of the service time [s] of a batch (default: the measured seconds)
+    :param service_time: ``service_time(batch) -> seconds``: a model of the service time [s] of a
+        batch, called after ``serve`` (each message's ``result`` is set); default: the measured
+        seconds (:mod:`linksim.timing` gives the model of ``receiver_time: model``)
     :param coherence_time_s: channel block length; ``None`` gives every message its own block
     :output: the same messages, with ``t_tx_start, t_tx_end, t_rx_start, t_done, channel_block,
         result`` set
@@ -166,9 +168,11 @@ def simulate(
             for m in batch:
                 m.t_rx_start = env.now
             results, seconds = serve(batch)
-            yield env.timeout(service_time(batch) if service_time is not None else seconds)
             for m, r in zip(batch, results, strict=True):
-                m.t_done, m.result = env.now, r
+                m.result = r  # the service-time model reads what the decode did (its NFE)
+            yield env.timeout(service_time(batch) if service_time is not None else seconds)
+            for m in batch:
+                m.t_done = env.now
             served += len(batch)
 
     env.process(source())

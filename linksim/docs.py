@@ -90,11 +90,13 @@ RESULTS_COLUMNS = {
                     "data_symbols + side_symbols (varies with `length: adaptive`); phy studies: data symbols "
                     "per example (a codeword block); pilots and cyclic prefix are never counted here",
     "overhead": "pilot and cyclic-prefix symbols as a fraction of the data symbols (0 on flat channels)",
-    "seconds": "decode time per image [s] (wall clock; a batch's time shared by its images)",
+    "seconds": "measured decode time per image [s] (wall clock of this host; a batch's time shared by its "
+               "images; the only column that differs between two runs with one seed)",
     "seed": "the seed of the point's draws (equal for points that differ only in estimator/equaliser)",
     "nfe": "network function evaluations of a diffusion receiver",
     "t_arrival": "simulated arrival time [s]",
-    "t_done": "simulated time the decode finished [s]",
+    "t_done": "simulated time the decode finished [s] (`receiver_time: model`: service time from the NFE "
+              "and `device_profile`, deterministic; `measured`: the wall-clock decode time)",
     "latency_s": "t_done - t_arrival [s]",
     "queue_s": "time waiting for the channel and the receiver [s]",
     "airtime_s": "time on the air [s] (whole OFDM slots)",

@@ -24,6 +24,7 @@ from linksim.errors import LinksimError
 from linksim.files import atomic_path
 from linksim.registry import METHODS, METRICS
 from linksim.sweep import operating_point, point_dirname, safe_name, sub_seed
+from linksim.timing import service_time
 
 __all__ = [
     "JobResult",
@@ -320,8 +321,15 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
     # channel_block = the coherence interval of a message: numerology.coherence_time_s, or for a moving
     # channel the 0.423 / f_D its Doppler implies (the two never come together: validation refuses it)
     coherence = scenario.numerology.coherence_time_s or getattr(job.point.channel, "coherence_time_s", lambda: None)()
+    service = None
+    if scenario.receiver_time == "model":  # deterministic simulated time (linksim/timing.py)
+        entry, profile = scenario.cost_model(config, job.point.channel.kind)
+
+        def service(batch):
+            return service_time(entry, profile, batch[0].result["nfe"], op.image_shape, len(batch))
+
     simulate(msgs, serve, batch_all=traffic.kind == "batch", max_batch=traffic.max_batch,
-             coherence_time_s=coherence)
+             service_time=service, coherence_time_s=coherence)
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
     rows = []

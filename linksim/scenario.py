@@ -42,6 +42,7 @@ from linksim.configs import (
 from linksim.errors import ScenarioError
 from linksim.registry import CHANNELS, METHODS, METRICS
 from linksim.sweep import check_points as _check_points
+from linksim.timing import DEFAULT_PROFILE, ProfileError, load_profile
 
 __all__ = [
     "Scenario",
@@ -78,6 +79,14 @@ class Scenario(_Strict):
     threads: PositiveInt | None = None
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     numerology: NumerologyConfig = Field(default_factory=NumerologyConfig)
+    # simulated receiver time (linksim/timing.py): `model` predicts each decode's service time from
+    # its NFE and the device profile (deterministic); `measured` uses the host's wall clock
+    receiver_time: Literal["model", "measured"] = Field(
+        "model", description="model: decode service time from NFE + device profile (same seed, same "
+                             "timeline); measured: the host's wall-clock decode time")
+    device_profile: str = Field(
+        DEFAULT_PROFILE, description="shipped profile name (linksim/profiles/) or the path of a profile "
+                                     "file (benchmarks/receivers_speed.py --profile FILE)")
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +159,7 @@ class Scenario(_Strict):
         self._resolve_jscc_references()
         self._check_pilots()
         self._check_coherence()
+        self._check_profile()
         if "cbr" in self.sweep and self.data is None:
             raise KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:
@@ -182,6 +192,31 @@ class Scenario(_Strict):
                 raise KeyProblem("channel.pilot_symbols", f"pilot_symbols 0 gives no channel estimate, which "
                                   f"methods[{i}] {m.name!r} (kind {m.kind}) needs; use >= 1 pilot symbol, "
                                   f"estimator: perfect, or only methods that need no estimate (blind_diffcom)")
+
+    def _check_profile(self) -> None:
+        """``device_profile`` names a readable profile; with ``receiver_time: model`` it has an entry
+        for every image method on every swept channel kind (:meth:`cost_model`)."""
+        try:
+            load_profile(self.device_profile)
+        except ProfileError as err:
+            raise KeyProblem("device_profile", str(err)) from None
+        if self.receiver_time != "model":
+            return
+        for i, m in enumerate(self.methods):
+            if m.kind in METHODS and not getattr(METHODS.get(m.kind), "sends_images", True):
+                continue  # phy studies keep their measured seconds; they have no timeline
+            for kind in self.sweep.get("channel.kind", [self.channel.kind]):
+                if self.cost_model(m, kind) is None:
+                    raise KeyProblem(f"methods[{i}].kind", f"device profile {self.device_profile!r} has no entry "
+                                     f"for method kind {m.kind!r} on channel {kind!r}; add one to the profile "
+                                     "(README: device profiles) or use receiver_time: measured")
+
+    def cost_model(self, method, channel_kind: str):
+        """``(CostEntry, DeviceProfile)`` that times ``method``'s decodes on ``channel_kind``, or
+        ``None`` when the profile has no entry for it."""
+        profile = load_profile(self.device_profile)
+        entry = profile.entry_for(method.kind, method, channel_kind)
+        return None if entry is None else (entry, profile)
 
     def _resolve_jscc_references(self) -> None:
         """``jscc: <name of a kind: jscc method>`` (DESIGN.md §4) -> that method's ``model``, so a

@@ -56,9 +56,22 @@ class FakeImageMethod(ImageMethod):
         return Decoded(images=rx.y.clamp(0, 1))
 
 
+class FakeStepsConfig(MethodConfig):
+    kind: Literal["fake_steps"] = "fake_steps"
+    num_steps: int = 7
+
+
+class FakeStepsMethod(FakeImageMethod):
+    """Like :class:`FakeImageMethod`, but its decode reports ``num_steps`` network evaluations."""
+
+    def decode(self, rx, generator):
+        return Decoded(images=rx.y.clamp(0, 1), nfe=self.config.num_steps)
+
+
 def register():
     for name, cls, cfg in (("fake_study", FakeStudy, FakeStudyConfig),
-                           ("fake_image", FakeImageMethod, FakeImageConfig)):
+                           ("fake_image", FakeImageMethod, FakeImageConfig),
+                           ("fake_steps", FakeStepsMethod, FakeStepsConfig)):
         if name not in METHODS:
             METHODS.add(name, cls, cfg, f"test fake ({cls.__name__})")
 
@@ -66,3 +79,4 @@ def register():
 def unregister():
     METHODS.remove("fake_study")
     METHODS.remove("fake_image")
+    METHODS.remove("fake_steps")

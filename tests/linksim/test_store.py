@@ -115,9 +115,9 @@ IMAGES = {"name": "imgs", "seed": 3, "device": "cpu", "data": {"source": "embedd
 
 
 def _image_rows(folder):
-    """results.csv without the measured wall times (seconds and the event times built on them)."""
+    """results.csv without the measured wall time (``seconds``; the simulated timeline is modelled)."""
     df = pd.read_csv(folder / "results.csv")
-    df = df.drop(columns=["seconds", "t_done", "latency_s", "queue_s"])
+    df = df.drop(columns=["seconds"])
     return df.sort_values(["method", "point", "image", "draw"]).reset_index(drop=True)
 
 
