@@ -40,7 +40,8 @@ def test_quick_run_table(bench, tiny_prior, tmp_path):
     out = tmp_path / "speed.csv"
     steps, images = 2, 2
     rows = bench.main(["--quick", "--device", "cpu", "--prior", str(tiny_prior), "--size", "64", "--steps",
-                       str(steps), "--images", str(images), "--adm-steps", "0", "--output", str(out)])
+                       str(steps), "--images", str(images), "--adm-steps", "0", "--output", str(out),
+                       "--decoders", "none"])
     # the files: CSV with exactly the documented columns, the same rows, and the markdown table beside it
     with out.open() as f:
         reader = csv.DictReader(f)
@@ -87,3 +88,35 @@ def test_step_cap_keeps_the_receivers_schedule(bench, tiny_prior):
     assert rx.timesteps() == [235, 234, 233]
     rx2 = HiFiDiffCom(prior, load_jscc("embedded", "1/48", "cpu"), 10.0, "1/48", (64, 64))
     assert bench._capped(rx2, None) == full and rx2.timesteps() == full
+
+
+def test_profile_from_the_rows(bench, tiny_prior, tmp_path):
+    """``--profile``: the receiver rows of a CSV written earlier plus a decoder timed now become a device
+    profile linksim reads (``device_profile: FILE``); per-image costs are the rows' batch costs / images."""
+    from linksim.scenario import scenario_from_dict
+    from linksim.timing import load_profile
+
+    out = tmp_path / "speed.csv"
+    bench.main(["--quick", "--device", "cpu", "--prior", str(tiny_prior), "--size", "64", "--steps", "2",
+                "--images", "2", "--adm-steps", "0", "--output", str(out), "--decoders", "none"])
+    prof = tmp_path / "mine.yaml"
+    rows = bench.main(["--from-csv", str(out), "--device", "cpu", "--size", "32", "--repeats", "1",
+                       "--decoders", "jscc", "--output", str(tmp_path / "again.csv"), "--profile", str(prof),
+                       "--profile-name", "mine"])
+    p = load_profile(prof)
+    assert p.name == "mine" and p.status == "measured"
+    (dec,) = [r for r in rows if r["model_set"] == "decode"]
+    jscc = p.entry_for("jscc", None, "tdl")
+    assert jscc.size == 32 and jscc.s_per_image == pytest.approx(dec["prep_s"], rel=1e-3) and jscc.s_per_nfe == 0
+    with out.open() as f:
+        hifi = [r for r in csv.DictReader(f) if r["receiver"] == "hifi_diffcom" and r["channel"] == "ofdm"][0]
+    from linksim.method_configs import HiFiDiffComConfig
+
+    e = p.entry_for("hifi_diffcom", HiFiDiffComConfig(name="h", kind="hifi_diffcom"), "tdl")
+    assert e.s_per_nfe == pytest.approx(float(hifi["s_per_step"]) / 2, rel=1e-3)
+    assert e.s_per_image == pytest.approx(float(hifi["prep_s"]) / 2, rel=1e-3)
+    assert p.entry_for("softcast", None, "awgn").kind == "default"
+    scn = scenario_from_dict({"name": "u", "channel": {"kind": "awgn"}, "data": {"size": 32},
+                              "sweep": {"csnr_db": [0], "cbr": ["1/24"]}, "device_profile": str(prof),
+                              "methods": [{"name": "j", "kind": "jscc"}]})
+    assert scn.cost_model(scn.methods[0], "awgn")[0].kind == "jscc"
