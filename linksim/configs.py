@@ -64,18 +64,29 @@ class MethodConfig(_Strict):
 class DataConfig(_Strict):
     """``data:`` — which images (DESIGN.md §4)."""
 
-    source: Literal["embedded", "folder", "scenes", "cityscapes", "coco_stuff"] = "embedded"
+    source: Literal["embedded", "folder", "scenes", "cityscapes", "coco_stuff", "camera"] = "embedded"
     folder: Path | None = None
     size: PositiveInt | tuple[PositiveInt, PositiveInt] = 32
     limit: PositiveInt | None = 8
     names: list[str] | None = None  # pick images by name (embedded names or file stems), in order
     on_error: Literal["raise", "skip"] = "raise"
     seed: int = 0  # source: scenes — which procedural scenes (scene i of seed S is fixed)
+    # source: camera — successive frames of a camera panning across one embedded photo (limit = frames)
+    photo: str = Field("chelsea", description="source: camera — the embedded photo the camera pans across")
+    pan_px: PositiveInt = Field(2, description="source: camera — pixels the view moves right per frame")
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(H, W)`` of the images after the centre crop."""
         return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+    @model_validator(mode="after")
+    def _camera(self):
+        from linksim.codecs.images import EMBEDDED_PHOTOS
+
+        if self.source == "camera" and self.photo not in EMBEDDED_PHOTOS:
+            raise KeyProblem("data.photo", f"unknown embedded photo {self.photo!r}; allowed: {', '.join(EMBEDDED_PHOTOS)}")
+        return self
 
     @model_validator(mode="after")
     def _folder(self):

@@ -25,6 +25,14 @@ metric): :mod:`linksim.codecs.gesco.labelled` — procedural street scenes (``se
 ``limit`` choose them; default 8), or a Cityscapes / COCO-Stuff folder paired by file stem.
 :attr:`ImageSet.labels` / :attr:`ImageSet.instances` carry the maps (``[B, H, W]``).
 
+**Camera** (``source="camera"``): a deterministic video of ``limit`` frames (default 8): a view
+of ``size`` pans left to right across the embedded photo ``photo`` by ``pan_px`` pixels per frame.
+The photo is resized (bicubic, as above) so that it covers a strip of ``H x (W + (limit − 1) ·
+pan_px)`` and centre-cropped to it; frame ``k`` is the window starting at column ``k · pan_px``.
+Names ``<photo>_f000, <photo>_f001, ...``. Successive frames share all but ``pan_px`` columns, as a
+camera's do, so a stale frame shown in place of the current one is a small, realistic error (the
+``<metric>_in_time`` columns of :mod:`linksim.frames`).
+
 **Errors**: every file is opened and decoded before anything is returned, so a corrupt file stops
 the run before any work with :class:`~linksim.errors.DataError` naming the file;
 ``on_error="skip"`` instead skips it with a warning.
@@ -111,8 +119,9 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
         on_error = getattr(cfg, "on_error", on_error)
         names = getattr(cfg, "names", names)
         seed = getattr(cfg, "seed", 0)
+        camera = (getattr(cfg, "photo", "chelsea"), getattr(cfg, "pan_px", 2))
     else:
-        seed = 0
+        seed, camera = 0, ("chelsea", 2)
     out_h, out_w = _parse_size(size)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError("data.limit", f"must be a positive integer or null, got {limit!r}")
@@ -121,12 +130,15 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
 
     if source in LABELLED_SOURCES:
         return _load_labelled(source, (out_h, out_w), limit, seed, folder, names)
+    if source == "camera":
+        return _load_camera(*camera, (out_h, out_w), limit, names)
     if source == "embedded":
         items = [(n, f"embedded:{n}", functools.partial(embedded_array, n)) for n in EMBEDDED_IMAGES]
     elif source == "folder":
         items = [(n, p, functools.partial(read_file, p)) for n, p in _folder_files(folder)]
     else:
-        raise DataError("data.source", f"must be 'embedded', 'folder' or one of {LABELLED_SOURCES}, got {source!r}")
+        raise DataError("data.source", f"must be 'embedded', 'folder', 'camera' or one of {LABELLED_SOURCES}, "
+                        f"got {source!r}")
     if names is not None:
         items = _select(items, list(names), source)
 
@@ -167,6 +179,22 @@ def _load_labelled(source, size, limit, seed, folder, names) -> ImageSet:
         keep = [item[1] for item in _select([(n, i) for i, n in enumerate(s.names)], list(names), source)]
         keep = keep[:limit] if limit else keep
     return ImageSet(s.images[keep], [s.names[i] for i in keep], s.labels[keep], s.instances[keep])
+
+
+def _load_camera(photo: str, pan_px: int, size: tuple[int, int], limit: int | None,
+                 names: Sequence[str] | None = None) -> ImageSet:
+    """The camera source (module docstring): ``limit`` frames panning across ``photo``."""
+    frames = limit or 8
+    h, w = size
+    try:
+        strip = resize_center_crop(to_tensor(embedded_array(photo)), h, w + (frames - 1) * pan_px)
+    except (KeyError, ValueError) as err:
+        raise DataError("data.photo", str(err)) from None
+    items = [(f"{photo}_f{k:03d}", k) for k in range(frames)]
+    if names is not None:
+        items = _select([(n, k, None) for n, k in items], list(names), "camera")
+    images = torch.stack([strip[:, :, k * pan_px:k * pan_px + w] for _, k, *_ in items]).contiguous()
+    return ImageSet(images, [item[0] for item in items])
 
 
 def _select(items: list, names: list[str], source: str) -> list:

@@ -101,6 +101,12 @@ RESULTS_COLUMNS = {
     "queue_s": "time waiting for the channel and the receiver [s]",
     "airtime_s": "time on the air [s] (whole OFDM slots)",
     "deadline_missed": "latency above `traffic.deadline_s` (empty without a deadline)",
+    "aoi_s": "age of information at the frame's arrival [s]: its arrival time minus the arrival time of the "
+             "freshest frame delivered (decoded, not in outage) by then; empty before any delivery "
+             "(periodic/poisson traffic; linksim/frames.py)",
+    "<metric>_in_time": "the metric of what is shown in the frame's slot: itself when delivered within "
+                        "`traffic.deadline_s`, else the last frame delivered in time (mid-grey before any), "
+                        "against the frame's original (per-image metrics; with a deadline)",
     "quality": "codec quality parameter chosen to fit the budget (separation, ideal)",
     "mcs": "modulation and coding scheme used (separation)",
     "crc_ok": "every codeword passed its CRC (separation)",

@@ -22,6 +22,8 @@ from linksim.configs import metric_names
 from linksim.des import Message, airtime_s, arrival_times, simulate
 from linksim.errors import LinksimError
 from linksim.files import atomic_path
+from linksim.frames import (AOI_COLUMN, GREY, IN_TIME_SUFFIX, FrameTimes, age_of_information, frame_columns,
+                            in_time_metrics, shown_in_time)
 from linksim.registry import METHODS, METRICS
 from linksim.sweep import operating_point, point_dirname, safe_name, sub_seed
 from linksim.timing import service_time
@@ -245,6 +247,9 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
     # channel_uses = data symbols (the CBR numerator, DESIGN.md §3); pilots and CP go to `overhead`
     channel_uses, overhead = grid.channel_uses, grid.overhead
     rows, x_hats, refs, side_refs = [], [], [], []
+    traffic = scenario.traffic
+    streams = bool(frame_columns(traffic, []))  # per-frame columns (linksim/frames.py)
+    shown: list[int | None] = []  # per row: the row whose image is shown in its display slot
     for chunk, chunk_names in chunks:
         sel = [index[n] for n in chunk_names]
         images, names = all_images[sel], list(chunk_names)
@@ -257,6 +262,13 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
             # declared in extra_columns); every other method occupies the grid's data symbols
             row.setdefault("channel_uses", channel_uses)
             row["overhead"] = overhead
+        if streams:  # the chunk's messages are one stream of frames
+            times = FrameTimes([r["t_arrival"] for r in chunk_rows], [r["t_done"] for r in chunk_rows],
+                               [r["outage"] for r in chunk_rows])
+            for row, age in zip(chunk_rows, age_of_information(times)):
+                row[AOI_COLUMN] = age
+            if traffic.deadline_s is not None:
+                shown += [None if j is None else len(rows) + j for j in shown_in_time(times, traffic.deadline_s)]
         rows += chunk_rows
         x_hats.append(x_hat)
         refs.append(images.repeat(draws, 1, 1, 1) if draws > 1 else images)
@@ -264,12 +276,48 @@ def _run_images(scenario, job, cls, config, op, progress, resources: RunResource
         if scenario.save_images:  # the first draw of each image (the grids show one realisation)
             _save_images(resources.out_dir, job, names, x_hat[:len(names)])
     side_all = {k: torch.cat([s[k] for s in side_refs]) for k in side_refs[0]} if side_refs and side_refs[0] else {}
-    per_image, point_metrics, described, unavailable = _evaluate(resources, torch.cat(refs), torch.cat(x_hats),
-                                                                 side_all)
+    ref_all, x_all = torch.cat(refs), torch.cat(x_hats)
+    per_image, point_metrics, described, unavailable = _evaluate(resources, ref_all, x_all, side_all)
     for i, row in enumerate(rows):
         for name, vals in per_image.items():
             row[name] = vals[i]
+    if shown:
+        _quality_in_time(resources, ref_all, x_all, shown, rows, per_image)
     return JobResult(rows, point_metrics, unavailable=unavailable, metrics=described)
+
+
+def _quality_in_time(resources: RunResources, refs, x_hat, shown: list[int | None], rows: list[dict],
+                     per_image: dict) -> None:
+    """``<metric>_in_time`` of every row (:mod:`linksim.frames`): the metric of what the display shows in
+    the frame's slot — its own reconstruction when delivered in time (the value is copied), else the
+    last frame delivered in time, or mid-grey before any — against the frame's original.
+
+    :input refs, x_hat: ``[R, 3, H, W]`` originals and reconstructions of the rows, in row order
+    :param shown: per row, the row shown (``None``: the grey frame)
+    """
+    import torch
+
+    from linksim.metrics import PerImageMetric
+
+    metrics, _ = resources.metrics()
+    wanted = set(in_time_metrics([m.name for m in metrics]))
+    other = [i for i, j in enumerate(shown) if j != i]
+    if other:
+        grey = torch.full_like(x_hat[:1], GREY)
+        stale = torch.cat([x_hat[j:j + 1] if j is not None else grey for j in (shown[i] for i in other)])
+        stale_refs = refs[other]
+    for metric in metrics:
+        if metric.name not in wanted or not isinstance(metric, PerImageMetric) or metric.name not in per_image:
+            continue
+        col = f"{metric.name}{IN_TIME_SUFFIX}"
+        values = list(per_image[metric.name])
+        if other:
+            chunks = [slice(k, k + METRIC_CHUNK) for k in range(0, len(other), METRIC_CHUNK)]
+            got = [v for c in chunks for v in metric(stale_refs[c], stale[c]).cpu().tolist()]
+            for i, v in zip(other, got):
+                values[i] = v
+        for row, v in zip(rows, values):
+            row[col] = v
 
 
 def _run_chunk(scenario, job, method, config, op, progress, images, names, side, seed, draws, air):

@@ -12,6 +12,11 @@ present ``summary.csv`` (set metrics such as FID and KID per method x point), ``
 - ``figures/<metric>_bars.{png,pdf}`` when no axis has two values (a one-point run still gets a figure);
 - ``figures/distortion_perception.{png,pdf}``: the distortion–perception plane (PSNR or MS-SSIM
   against FID, KID, LPIPS or DISTS) per operating point, one panel per CBR, NFE as labels;
+- traffic runs (the per-frame columns that :func:`linksim.frames.frame_columns` declares for the
+  saved ``traffic:``): ``figures/quality_vs_latency.{png,pdf}`` (the decoded frame's quality and the
+  quality within the deadline against the mean simulated latency, per method and CSNR, with the
+  operating frontier and the deadline), ``figures/deadline_miss_vs_csnr``, ``figures/aoi_s_vs_csnr``
+  and ``figures/<metric>_in_time_vs_csnr``;
 - ``figures/psnr_vs_bpp.{png,pdf}``: the separation methods' quality against their payload rate
   (bits per pixel), when they delivered images;
 - ``figures/recon_<variant>_<csnr>dB_cbr<cbr>.{png,pdf}``: reconstruction grids (original | each
@@ -47,9 +52,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linksim.configs import DEFAULT_METRICS, sends_images
+from linksim.configs import DEFAULT_METRICS, TrafficConfig, sends_images
 from linksim.errors import DataError
 from linksim.files import atomic_path, atomic_write_text
+from linksim.frames import IN_TIME_SUFFIX, frame_columns, in_time_metrics
 from linksim.registry import METHODS
 from linksim.summary import as_bool, paired_differences, t_interval
 from linksim.sweep import parse_key, parse_point_dirname, point_dirname, safe_name
@@ -67,6 +73,9 @@ METRIC_LABELS: dict[str, tuple[str, bool]] = {
     "dists": ("DISTS", False),
     "miou": ("mIoU (scene segmenter)", True),
     "outage": ("outage rate", False),
+    "deadline_missed": ("deadline-miss ratio", False),
+    "aoi_s": ("age of information [s]", False),
+    "latency_s": ("latency [s]", False),
 }
 SET_METRIC_LABELS: dict[str, tuple[str, bool]] = {"fid": ("FID", False), "kid": ("KID", False)}
 #: metrics of the distortion–perception plane, in order of preference
@@ -278,7 +287,12 @@ def _legend(fig, axes) -> None:
 
 
 def _labels(metric: str) -> tuple[str, bool]:
-    """(axis label, higher is better) of a metric column; a plug-in metric keeps its name."""
+    """(axis label, higher is better) of a metric column; a plug-in metric keeps its name;
+    ``<metric>_in_time`` (:mod:`linksim.frames`) is the metric's label "within the deadline"."""
+    if metric.endswith(IN_TIME_SUFFIX) and metric not in METRIC_LABELS:
+        label, higher = _labels(metric[: -len(IN_TIME_SUFFIX)])
+        head, _, unit = label.partition(" [")
+        return f"{head} within deadline" + (f" [{unit}" if unit else ""), higher
     return (METRIC_LABELS | SET_METRIC_LABELS).get(metric, (metric, True))
 
 
@@ -340,6 +354,64 @@ def _curve_figure(agg: pd.DataFrame, bounds: pd.DataFrame | None, metric: str, x
             ax.set_ylim(*ylim)
     _legend(fig, axes)
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _declared_frame_columns(scenario: dict, metrics) -> tuple[list[str], float | None]:
+    """``(per-frame columns, deadline_s)`` that the run's saved ``traffic:`` declares
+    (:func:`linksim.frames.frame_columns`): the figures follow the declaration, not the data."""
+    from pydantic import ValidationError
+
+    try:
+        traffic = TrafficConfig.model_validate(scenario.get("traffic") or {})
+    except (ValidationError, ValueError):
+        return [], None
+    return frame_columns(traffic, in_time_metrics(list(metrics))), traffic.deadline_s
+
+
+def _frontier_figure(df: pd.DataFrame, qualities: list[str], styles: _Styles, ideal: set[str],
+                     deadline: float | None):
+    """Quality vs mean latency, one panel per quality column (the decoded frame's, and the one within
+    the deadline), one point per (method, channel variant, CSNR, CBR), a line per series through its
+    CSNRs, and the operating frontier: the points no other point beats in both (lower latency and
+    higher quality). Latency on a log axis (a DeepJSCC decode and a diffusion receiver are orders of
+    magnitude apart); the deadline as a vertical line."""
+    lat = _aggregate(df, "latency_s")
+    fig, axes = _figure(len(qualities))
+    drawn = False
+    for ax, quality in zip(axes, qualities):
+        pts = _aggregate(df, quality).merge(lat, on=GROUP_KEYS, suffixes=("_q", "_t"))
+        pts = pts[~pts["method"].isin(ideal)]
+        if pts.empty:
+            continue
+        drawn = True
+        for (method, variant), grp in pts.groupby(["method", "variant"], sort=True):
+            grp = grp.sort_values("csnr_db")
+            ax.plot(grp["mean_t"], grp["mean_q"], linestyle=styles.style[variant], marker=styles.marker[variant],
+                    ms=3, lw=1.0, color=styles.colour[method], label=styles.label(method, variant))
+        higher = _labels(quality)[1]
+        front, best = [], -math.inf
+        for _, r in pts.sort_values(["mean_t", "mean_q"], ascending=[True, not higher]).iterrows():
+            v = r["mean_q"] if higher else -r["mean_q"]
+            if v > best:
+                best = v
+                front.append((r["mean_t"], r["mean_q"]))
+        if len(front) > 1:
+            ax.step([f[0] for f in front], [f[1] for f in front], where="post", color="0.4", lw=0.9,
+                    linestyle=(0, (4, 2)), label="operating frontier")
+        if deadline is not None:
+            ax.axvline(deadline, color="k", lw=0.8, linestyle=":", label=f"deadline {deadline:g} s")
+        if (pts["mean_t"] > 0).all():
+            ax.set_xscale("log")
+        ax.set_xlabel("mean latency [s] (simulated)")
+        ax.set_ylabel(_metric_label(quality), fontsize=8)
+        ax.grid(True, alpha=0.3)
+    if not drawn:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return None
+    _legend(fig, axes)
     return fig
 
 
@@ -796,6 +868,23 @@ def make_report(
         nfe = _aggregate(df, "nfe") if "nfe" in df and df["nfe"].notna().any() else None
         add(_dp_figure(aggs[dmetric], aggs[pmetric], dmetric, pmetric, nfe, styles, ideal),
             "distortion_perception", "distortion–perception plane")
+    # traffic runs: the per-frame columns the scenario's traffic declares (linksim.frames.frame_columns)
+    frame_cols, deadline = _declared_frame_columns(scenario, wanted)
+    if frame_cols and df["csnr_db"].nunique() > 1:
+        curves_of = [c for c in frame_cols if c in df and pd.to_numeric(df[c], errors="coerce").notna().any()]
+        if deadline is not None and "deadline_missed" in df:
+            curves_of.append("deadline_missed")
+        for col in curves_of:
+            data = df.assign(**{col: as_bool(df[col]).astype(float)}) if col == "deadline_missed" else df
+            agg = _aggregate(data, col)
+            title = "deadline-miss ratio vs CSNR" if col == "deadline_missed" else f"{_short(col)} vs CSNR"
+            name = "deadline_miss_vs_csnr" if col == "deadline_missed" else f"{col}_vs_csnr"
+            add(_curve_figure(agg, None, col, "csnr_db", "cbr", styles, ideal, title), name, title)
+    if frame_cols and "latency_s" in df and dmetric:
+        in_time = f"{dmetric}{IN_TIME_SUFFIX}"
+        qualities = [dmetric] + ([in_time] if in_time in frame_cols and in_time in df else [])
+        add(_frontier_figure(df, qualities, styles, ideal, deadline), "quality_vs_latency",
+            "quality vs latency (operating frontier)")
     size = (scenario.get("data") or {}).get("size")
     if dmetric and size is not None and "payload_bits" in df:
         h, w = (size, size) if isinstance(size, int) else tuple(size)

@@ -61,6 +61,7 @@ import yaml
 from linksim.configs import metric_names
 from linksim.errors import LinksimError
 from linksim.files import FAULT_ENV, append, atomic_path, atomic_write_text, is_tmp
+from linksim.frames import frame_columns, in_time_metrics
 from linksim.registry import METHODS, METRICS
 from linksim.scenario import scenario_from_dict
 from linksim.summary import summarize
@@ -86,8 +87,8 @@ TIMING_COLUMNS = ["nfe", "t_arrival", "t_done", "latency_s", "queue_s", "airtime
 
 def columns_for(scenario) -> list[str]:
     """The ``results.csv`` header of ``scenario``: fixed columns, then sweep axes, then what the methods
-    declare: image methods (``sends_images``) the image columns, the metrics, the timing columns and
-    their ``extra_columns``; other methods (phy studies) their ``result_columns`` and ``seed``."""
+    declare: image methods (``sends_images``) the image columns, the metrics, the timing columns, the
+    per-frame columns of the traffic (:func:`linksim.frames.frame_columns`) and their ``extra_columns``; other methods (phy studies) their ``result_columns`` and ``seed``."""
     kinds = [METHODS.get(m.kind) for m in scenario.methods]
     images = [c for c in kinds if getattr(c, "sends_images", True)]
     others = [c for c in kinds if not getattr(c, "sends_images", True)]
@@ -95,7 +96,7 @@ def columns_for(scenario) -> list[str]:
     cols += list(scenario.sweep)
     if images:
         names = metric_names(scenario)
-        cols += IMAGE_COLUMNS + names + TIMING_COLUMNS
+        cols += IMAGE_COLUMNS + names + TIMING_COLUMNS + frame_columns(scenario.traffic, in_time_metrics(names))
         for name in names:  # per-image extra columns of a metric (miou: iou_<class>)
             if name in METRICS:
                 cols += list(getattr(METRICS.get(name), "extra_columns", ()))

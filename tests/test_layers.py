@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("codecs", ("linksim.codecs",)),
     ("L0 base", ("linksim.registry", "linksim.configs", "linksim.channels", "linksim.des",
                  "linksim.files", "linksim.summary", "linksim.metrics", "linksim.data",
-                 "linksim.method_configs", "linksim.timing")),
+                 "linksim.method_configs", "linksim.timing", "linksim.frames")),
     ("L1 planning", ("linksim.sweep",)),
     ("L2 schema", ("linksim.scenario", "linksim.studies")),
     ("L3 one job, store, reports", ("linksim.engine", "linksim.store", "linksim.reports")),

@@ -86,3 +86,4 @@ def miou_factory(device="cpu", allow_download: bool | None = None) -> MIoU:
 
 
 miou_factory.extra_columns = MIOU_COLUMNS
+miou_factory.uses_side = True  # declared on the factory too: columns are planned before any metric is built
