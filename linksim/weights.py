@@ -284,6 +284,15 @@ KNOWN: dict[str, WeightSpec] = {
             used_by="gesco model: embedded_clean (the ablation's clean-trained SPADE UNet, trained by us)",
             package=("linksim.codecs.gesco", "embedded/gesco_clean.safetensors"),
         ),
+        WeightSpec(
+            name="gesco_fds",
+            filename="gesco_fds.safetensors",
+            url=None,
+            sha256="1363b45aa75c2472ab2204ac2a88c2f69eb5f3de79d35f4293ee027353d1d97b",
+            size=1347126,
+            used_by="gesco model: embedded_fds (noisy training with FDS inside training, trained by us)",
+            package=("linksim.codecs.gesco", "embedded/gesco_fds.safetensors"),
+        ),
     )
 }
 

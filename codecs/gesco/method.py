@@ -50,7 +50,7 @@ from linksim.weights import verify_shipped
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
 from ..separation import DigitalLinkSettings, SeparationMethod, pack_stream, parse_stream
-from .model import SemanticUNet, SemanticUNetConfig, fds
+from .model import SemanticUNet, SemanticUNetConfig, clean_up
 from .sampler import GescoSampler
 from .segmenter import EMBEDDED_DIR
 from .semantic import PAPER_SIGMA, condition, paper_channel, present_classes
@@ -59,7 +59,8 @@ __all__ = ["GescoSettings", "GescoMethod", "load_gesco", "EMBEDDED_MODELS", "ana
 
 #: ``model:`` names of the shipped weights
 EMBEDDED_MODELS = {"embedded": EMBEDDED_DIR / "gesco_noisy.safetensors",
-                   "embedded_clean": EMBEDDED_DIR / "gesco_clean.safetensors"}
+                   "embedded_clean": EMBEDDED_DIR / "gesco_clean.safetensors",
+                   "embedded_fds": EMBEDDED_DIR / "gesco_fds.safetensors"}
 _CRC = "CRC24A"
 _CACHE: dict[str, SemanticUNet] = {}
 
@@ -68,8 +69,9 @@ class GescoSettings(DigitalLinkSettings):
     """Settings of ``kind: gesco`` (the digital-link keys apply to ``transmit: digital``).
 
     :param transmit: ``analog`` | ``digital`` | ``paper`` (module notes)
-    :param model: ``embedded`` (noisy training), ``embedded_clean`` (clean training, ablation) or a
-        ``.safetensors`` file written by ``linksim train gesco`` (its ``.json`` beside it)
+    :param model: ``embedded`` (noisy training), ``embedded_clean`` (clean training, ablation),
+        ``embedded_fds`` (noisy training with FDS inside training, ablation) or a ``.safetensors``
+        file written by ``linksim train gesco`` (its ``.json`` beside it)
     :param fds: apply the FDS block to received maps (analog, paper)
     :param guidance: classifier-free guidance scale ``s`` (paper: 2 on Cityscapes)
     :param num_steps: DDIM steps (NFE = 2 per step: the doubled CFG batch)
@@ -301,11 +303,8 @@ class GescoMethod(ImageMethod):
         return self._receive_digital(rx, h, w, k)
 
     def _clean_up(self, maps: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """FDS (if on), then the absent class slots set to zero."""
-        if self.config.fds:
-            maps = fds(maps)
-        keep = torch.cat([present, torch.ones_like(present[:, :1])], dim=1).float()[:, :, None, None]
-        return maps * keep.to(maps.device)
+        """FDS (if on), then the absent class slots set to zero (:func:`.model.clean_up`)."""
+        return clean_up(maps, present, self.config.fds)
 
     def _receive_analog(self, rx, truth, h, w, k):
         r = self.config.side_repeat

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..configs import StrictModel
 
-__all__ = ["fds", "insert_absent", "SpadeGroupNorm", "SemanticUNet", "SemanticUNetConfig", "guided_eps"]
+__all__ = ["fds", "clean_up", "insert_absent", "SpadeGroupNorm", "SemanticUNet", "SemanticUNetConfig", "guided_eps"]
 
 
 def fds(maps: torch.Tensor) -> torch.Tensor:
@@ -43,6 +43,21 @@ def fds(maps: torch.Tensor) -> torch.Tensor:
     """
     a = F.avg_pool2d(F.pad(maps, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     return F.max_pool2d(F.pad(a, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+
+
+def clean_up(maps: torch.Tensor, present: torch.Tensor, use_fds: bool = True) -> torch.Tensor:
+    """What the receiver makes of received maps before the UNet sees them: FDS (``use_fds``), then
+    the absent class slots set to zero (the present-class list is side information). One function
+    for the receiver and for a training that shows the network such maps (``fds_training``).
+
+    :param maps: ``[B, K + 1, H, W]`` received class maps + instance-edge map
+    :param present: ``[B, K]`` bool present classes
+    :return: ``[B, K + 1, H, W]``
+    """
+    if use_fds:
+        maps = fds(maps)
+    keep = torch.cat([present, torch.ones_like(present[:, :1])], dim=1).float()[:, :, None, None]
+    return maps * keep.to(maps.device)
 
 
 def insert_absent(present_maps: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

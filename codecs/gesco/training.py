@@ -40,7 +40,7 @@ from ..configs import Count, TrainRunConfig, load_config
 from ..configs import StrictModel as _Strict
 from ..jscc.training import _plot_loss
 from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
-from .model import SemanticUNet, SemanticUNetConfig
+from .model import SemanticUNet, SemanticUNetConfig, clean_up
 from .scenes import NUM_CLASSES, colorize, scene_set
 from .segmenter import EMBEDDED_DIR, Segmenter, SegmenterConfig, save_segmenter
 from .sampler import scheduler_kwargs
@@ -69,6 +69,9 @@ class TrainGescoConfig(TrainRunConfig):
     """A GESCO training run (``configs/gesco_*.yaml``).
 
     :param noisy_training: the paper's σ schedule per batch (else clean maps only)
+    :param fds_training: show the network the maps as the receiver gives them, FDS-processed
+        (:func:`.model.clean_up`) after the training noise; off in the paper (FDS is a receiver
+        block there), on for the ``embedded_fds`` model that tests a train/test mismatch
     :param label_dropout: probability of the all-zero (unconditional) map per example
     :param sample_every: steps between sample grids (``None``: only at the end)
     :param guidance: CFG scale of the sample grids
@@ -86,6 +89,7 @@ class TrainGescoConfig(TrainRunConfig):
     checkpoint_every: Count = 200
     amp: bool = False
     noisy_training: bool = True
+    fds_training: bool = False
     label_dropout: float = Field(0.2, ge=0, lt=1)
     sample_every: int | None = Field(1000, ge=1)
     guidance: float = 2.0
@@ -232,6 +236,8 @@ def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
         if cfg.noisy_training:
             sigma = NOISY_TRAINING_SIGMAS[int(torch.randint(len(NOISY_TRAINING_SIGMAS), (1,), generator=noise_gen))]
             cond = paper_channel(cond, present_classes(lab, k).to(device), sigma, noise_gen)
+        if cfg.fds_training:
+            cond = clean_up(cond, present_classes(lab, k).to(device), use_fds=True)
         drop = torch.rand(cfg.batch_size, generator=noise_gen) < cfg.label_dropout
         cond = cond * (~drop).float()[:, None, None, None].to(device)
         t = torch.randint(sched.config.num_train_timesteps, (cfg.batch_size,), generator=noise_gen)

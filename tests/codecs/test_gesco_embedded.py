@@ -35,8 +35,9 @@ def test_receiver_uses_its_condition(model):
 
 
 @pytest.mark.xfail(strict=False, reason="not met by the shipped CPU-trained model: at PSNR 1 (σ=0.9) FDS+noisy "
-                   "training gives ~0.6x the PSNR-100 mIoU, and FDS lowers it (benchmarks/results/gesco_ablation.md); "
-                   "noisy training itself helps: test_noisy_training_buys_robustness_to_map_noise")
+                   "training gives ~0.6x the PSNR-100 mIoU (0.75x with FDS inside training, embedded_fds; "
+                   "benchmarks/results/gesco_ablation.md); noisy training itself helps: "
+                   "test_noisy_training_buys_robustness_to_map_noise, test_fds_inside_training_removes_the_mismatch")
 def test_robustness_trend_paper_mode():
     s = scene_set(32, 64, 8, seed=7)
     seg = load_segmenter()
@@ -61,3 +62,16 @@ def test_noisy_training_buys_robustness_to_map_noise():
     noisy = paper_miou(s, 1, fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
     clean = paper_miou(s, 1, model="embedded_clean", fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
     assert noisy > clean + 0.1, (float(noisy), float(clean))
+
+
+@pytest.mark.skipif(not EMBEDDED_MODELS["embedded_fds"].is_file(), reason="embedded_fds not shipped")
+def test_fds_inside_training_removes_the_mismatch():
+    """FDS at the receiver hurts a model that never saw FDS-processed maps; trained on them
+    (``fds_training``, otherwise the same seed, data and 1000 steps) the same receiver keeps more
+    semantics at PSNR 1. Ablation on seed 0: 0.51 vs 0.36; measured on these 8 scenes of seed 7:
+    0.50 vs 0.35; the bar (0.08) is half that gap."""
+    s = scene_set(32, 64, 8, seed=7)
+    seg = load_segmenter()
+    fds_trained = paper_miou(s, 1, model="embedded_fds", fds=True, num_steps=STEPS, segmenter=seg).miou.mean()
+    fds_at_rx_only = paper_miou(s, 1, model="embedded", fds=True, num_steps=STEPS, segmenter=seg).miou.mean()
+    assert fds_trained > fds_at_rx_only + 0.08, (float(fds_trained), float(fds_at_rx_only))

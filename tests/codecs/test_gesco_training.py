@@ -47,3 +47,41 @@ def test_cli_has_train_commands():
 
     out = CliRunner().invoke(app, ["train", "--help"]).output
     assert "gesco" in out and "segmenter" in out
+
+
+def test_fds_training_shows_the_network_the_receivers_maps(tmp_path, monkeypatch):
+    """``fds_training``: every map the UNet is trained on is what the receiver makes of it
+    (:func:`clean_up` with FDS) — FDS output written out here by hand (3x3 box mean, then 3x3 max,
+    replicate padding) on the noisy map the training drew; without the option, the raw map."""
+    import torch.nn.functional as F
+
+    from linksim.codecs.gesco import training
+    from linksim.codecs.gesco.model import SemanticUNet
+
+    seen, noisy = [], []
+    real_forward, real_channel = SemanticUNet.forward, training.paper_channel
+
+    def forward(self, x, t, cond):
+        if self.training:  # the trained net (the sample grids run the EMA copy, in eval mode)
+            seen.append(cond.detach().clone())
+        return real_forward(self, x, t, cond)
+
+    def channel(cond, present, sigma, gen):
+        out = real_channel(cond, present, sigma, gen)
+        noisy.append((out.detach().clone(), present.clone()))
+        return out
+
+    monkeypatch.setattr(SemanticUNet, "forward", forward)
+    monkeypatch.setattr(training, "paper_channel", channel)
+    cfg = dict(TINY, steps=2, checkpoint_every=2, label_dropout=0.0, export=str(tmp_path / "f.safetensors"))
+    train_gesco(dict(cfg, fds_training=True), tmp_path / "fds", progress=False)
+    assert len(seen) == len(noisy) == 2
+    for cond, (raw, present) in zip(seen, noisy):
+        box = F.avg_pool2d(F.pad(raw, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        want = F.max_pool2d(F.pad(box, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        keep = torch.cat([present, torch.ones_like(present[:, :1])], 1).float()[:, :, None, None]
+        torch.testing.assert_close(cond, want * keep)
+    seen.clear(), noisy.clear()
+    train_gesco(dict(cfg, fds_training=False), tmp_path / "raw", progress=False)
+    for cond, (raw, _) in zip(seen, noisy):
+        torch.testing.assert_close(cond, raw)
