@@ -38,8 +38,13 @@ TOP_LEVEL = {
     "executor": "`inprocess` | `process` (a process pool) | `ray` (a local Ray instance bound to 127.0.0.1; "
                 "`pip install 'linksim[ray]'`); at most `workers` jobs run at once, and after a failed job no "
                 "new one starts",
-    "workers": "processes of the process executor (Ray: its `num_cpus`)",
-    "threads": "torch threads per job (and per worker); with `executor: process` set workers x threads = cores",
+    "workers": "jobs running at once: processes of the process executor; Ray tasks (a local Ray instance gets `num_cpus` = workers x threads)",
+    "threads": "torch threads per job (and per worker); with `executor: process` set workers x threads = cores; "
+               "with `executor: ray` also the CPUs each job requests (default 1)",
+    "address": "`executor: ray` only: the Ray cluster to run on; absent: a private local instance on 127.0.0.1; "
+               "`auto`: the cluster `ray start --head` runs on this machine; `host:port`: that cluster's GCS",
+    "num_gpus": "`executor: ray` only: GPUs each job requests from Ray (its jobs then run on `cuda`); a request "
+                "the cluster cannot meet is an error, not a wait",
     "traffic": "arrival process of the discrete-event core (section below)",
     "numerology": "airtime model of the discrete-event core (section below)",
 }

@@ -6,7 +6,11 @@ finished job's rows back to the caller, which stores them durably before anythin
 * ``inprocess`` (default): one after the other, in this process;
 * ``process``: a :class:`concurrent.futures.ProcessPoolExecutor` with ``workers`` processes;
 * ``ray``: Ray tasks on a local Ray instance bound to 127.0.0.1 (:func:`ray_init`;
-  ``pip install 'linksim[ray]'``).
+  ``pip install 'linksim[ray]'``), or on the cluster named by the scenario's ``address``
+  (``auto``: the one ``ray start --head`` runs on this machine). Each job requests
+  ``threads`` CPUs (default 1) and ``num_gpus`` GPUs from Ray (:func:`ray_options`) and runs with
+  that many torch threads (on ``cuda`` when it holds GPUs); a request the cluster cannot meet is
+  an error before anything is submitted, not a task that waits forever.
 
 Both pools keep at most ``workers`` jobs submitted (:func:`_run_bounded`): when a job fails, no
 further job starts, the running ones finish and are stored, and the error is re-raised.
@@ -26,7 +30,7 @@ from linksim.errors import LinksimError
 from linksim.scenario import scenario_from_dict
 from linksim.sweep import Job
 
-__all__ = ["run_jobs", "torch_threads", "ray_init"]
+__all__ = ["run_jobs", "torch_threads", "ray_init", "ray_options"]
 
 
 def _run_job_remote(scenario_data: dict, job: Job, device: str, out_dir: str, strict: bool = False) -> Any:
@@ -91,10 +95,34 @@ def run_jobs(
                          lambda running: cf.wait(running, return_when=cf.FIRST_COMPLETED)[0],
                          lambda fut: fut.result(), on_done)
         return
-    ray = ray_init(scenario.workers)
-    remote = ray.remote(num_cpus=1, max_retries=0)(_run_job_remote)
+    options = ray_options(scenario)
+    ray = ray_init(scenario.workers * options["num_cpus"], scenario.address)
+    _check_resources(ray, options)
+    if options["num_gpus"] > 0:
+        args = ("cuda", *args[1:])  # Ray hands the job its GPUs (CUDA_VISIBLE_DEVICES)
+    data = dict(data, threads=options["num_cpus"])  # torch threads = the CPUs Ray reserved for the job
+    remote = ray.remote(**options)(_run_job_remote)
     _run_bounded(todo, scenario.workers, lambda job: remote.remote(data, job, *args),
                  lambda running: ray.wait(running, num_returns=1)[0], _ray_result, on_done)
+
+
+def ray_options(scenario) -> dict:
+    """The ``ray.remote`` options of one job: ``num_cpus`` = the scenario's ``threads`` (default 1;
+    the job runs with that many torch threads), ``num_gpus`` = its ``num_gpus``, no retries (a
+    failed job is reported, the store keeps the others; a rerun computes it)."""
+    return {"num_cpus": int(scenario.threads or 1), "num_gpus": float(scenario.num_gpus), "max_retries": 0}
+
+
+def _check_resources(ray, options: dict) -> None:
+    """Refuse a per-job request that no node of the cluster can hold: Ray would queue it forever
+    (a task runs on one node)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        largest = max((r.get(name, 0.0) for r in nodes), default=0.0)
+        if options[key] > largest:
+            raise LinksimError(f"executor: ray: each job requests {key} {options[key]:g}, but the largest node of "
+                               f"the Ray cluster has {largest:g} {name}s; lower it"
+                               + (" or run on a cluster with GPUs (address:)" if name == "GPU" else ""))
 
 
 def _run_bounded(todo: list[Job], width: int, submit: Callable[[Job], Any], wait: Callable[[list], Iterable],
@@ -129,18 +157,22 @@ def _run_bounded(todo: list[Job], width: int, submit: Callable[[Job], Any], wait
         raise error
 
 
-def ray_init(workers: int):
-    """The local Ray instance of ``executor: ray``, started on first use with ``num_cpus=workers``,
-    bound to loopback only (127.0.0.1, no dashboard), and reused by later runs in this process.
+def ray_init(workers: int, address: str | None = None):
+    """The Ray instance of ``executor: ray``, reused by later runs in this process.
 
-    Ray replaces a requested 127.0.0.1 by the machine's outward address on Linux (its
-    ``ray_constants.ENABLE_RAY_CLUSTER``, read when the node address is resolved); that switch is
-    turned off while Ray starts, and the address Ray ends up on is checked. ``RAY_ADDRESS`` is
-    ignored: linksim never joins another cluster.
+    ``address`` ``None`` (default): a local instance, started on first use with
+    ``num_cpus=workers``, bound to loopback only (127.0.0.1, no dashboard). Ray replaces a requested
+    127.0.0.1 by the machine's outward address on Linux (its ``ray_constants.ENABLE_RAY_CLUSTER``,
+    read when the node address is resolved); that switch is turned off while Ray starts, and the
+    address Ray ends up on is checked. ``RAY_ADDRESS`` is ignored: linksim joins a cluster only
+    when the scenario names one.
+
+    ``address`` ``"auto"`` or ``"host:port"``: join that running cluster (``ray start --head``);
+    this process joins as a driver on 127.0.0.1 when the address is a loopback one.
 
     :output: the ``ray`` module
-    :raises LinksimError: ``ray`` is not installed, or a Ray instance that is not on loopback is
-        already initialised in this process
+    :raises LinksimError: ``ray`` is not installed, the cluster cannot be reached, or (local) a Ray
+        instance that is not on loopback is already initialised in this process
     """
     import logging
 
@@ -149,6 +181,21 @@ def ray_init(workers: int):
         from ray._private import ray_constants
     except ImportError:
         raise LinksimError("executor: ray needs the 'ray' package: pip install 'linksim[ray]'") from None
+    if address is not None:
+        if not ray.is_initialized():
+            loopback = _is_loopback(address.rsplit(":", 1)[0])
+            local = {"_node_ip_address": "127.0.0.1"} if loopback else {}
+            cluster = ray_constants.ENABLE_RAY_CLUSTER
+            if loopback:  # else Ray rewrites 127.0.0.1 to the outward address (see above)
+                ray_constants.ENABLE_RAY_CLUSTER = False
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, **local)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise LinksimError(f"executor: ray: cannot join the Ray cluster at address {address!r}: "
+                                   f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+            finally:
+                ray_constants.ENABLE_RAY_CLUSTER = cluster
+        return ray
     if not ray.is_initialized():
         cluster = ray_constants.ENABLE_RAY_CLUSTER
         ray_constants.ENABLE_RAY_CLUSTER = False
@@ -162,6 +209,13 @@ def ray_init(workers: int):
         raise LinksimError(f"executor: ray: the Ray instance of this process is at {ip}, not on loopback; "
                            "call ray.shutdown() first (linksim starts its own on 127.0.0.1)")
     return ray
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _ray_result(ref) -> Any:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import (
     BaseModel,
     Field,
+    NonNegativeFloat,
     PositiveInt,
     SerializeAsAny,
     ValidationError,
@@ -77,6 +78,11 @@ class Scenario(_Strict):
     # torch intra-op threads per job (None: torch's default). With executor: process, set
     # workers x threads = cores: oversubscribed cores make torch's thread pools spin.
     threads: PositiveInt | None = None
+    # executor: ray only. address: the Ray cluster to run on (None: a local instance on 127.0.0.1;
+    # "auto": the one `ray start --head` started on this machine; "host:port": that cluster's GCS).
+    # num_gpus: GPUs each job requests from Ray (its jobs then run on cuda).
+    address: str | None = None
+    num_gpus: NonNegativeFloat = 0.0
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     numerology: NumerologyConfig = Field(default_factory=NumerologyConfig)
     # simulated receiver time (linksim/timing.py): `model` predicts each decode's service time from
@@ -160,6 +166,9 @@ class Scenario(_Strict):
         self._check_pilots()
         self._check_coherence()
         self._check_profile()
+        for key, unset in (("address", None), ("num_gpus", 0.0)):
+            if getattr(self, key) != unset and self.executor != "ray":
+                raise KeyProblem(key, f"{key} is a setting of executor: ray (executor is {self.executor})")
         if "cbr" in self.sweep and self.data is None:
             raise KeyProblem("sweep.cbr", "a cbr axis needs a data: section (N = cbr·3·H·W)")
         for axis in self.sweep:

@@ -108,7 +108,7 @@ def columns_for(scenario) -> list[str]:
 
 
 #: scenario keys that change how a run is executed, never its numbers: a resumed run may differ in them
-EXECUTION_KEYS = ("output", "executor", "workers", "threads")
+EXECUTION_KEYS = ("output", "executor", "workers", "threads", "address", "num_gpus")
 #: keys whose changes a resume handles job by job (:func:`resume_conflicts`); ``name`` only names things
 _PER_JOB_KEYS = ("sweep", "methods", "name")
 #: ``data`` keys that only select which images are sent: a resume handles them image chunk by image

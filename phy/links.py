@@ -139,6 +139,12 @@ class TransmitTimes:
             raise ValueError(f"start_s and process_seeds must have one entry per example; got "
                              f"{len(self.start_s)} and {len(self.process_seeds)}")
 
+    def select(self, index, delay_s: float = 0.0) -> "TransmitTimes":
+        """The examples ``index`` (a sequence of positions), each ``delay_s`` [s] later: what a
+        retransmission of some of them sees (same processes, later times)."""
+        return TransmitTimes(tuple(self.start_s[i] + delay_s for i in index),
+                             tuple(self.process_seeds[i] for i in index))
+
     def check(self, batch_size: int) -> "TransmitTimes":
         """Itself, after checking it has one entry per example of a ``batch_size`` batch."""
         if len(self.start_s) != batch_size:

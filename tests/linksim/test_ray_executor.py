@@ -1,26 +1,57 @@
-"""``executor: ray`` (issue 11 item 4, issue 12 item 5): Ray binds loopback only, a job's error
-arrives as the same one-line linksim error as in-process, and a failed job leaves the finished
-rows stored, the pending jobs cancelled, and a rerun that completes to the uninterrupted table.
+"""``executor: ray`` (issue 11 item 4, issue 12 item 5, issue 17 item 6): Ray binds loopback only,
+a job's error arrives as the same one-line linksim error as in-process, a failed job leaves the
+finished rows stored, the pending jobs cancelled, and a rerun that completes to the uninterrupted
+table; in-process and Ray give identical quality columns; a ``linksim run`` on Ray killed with
+SIGKILL resumes without recomputing a finished job; each job gets the torch threads and GPUs it
+requests from Ray, and a request the cluster cannot meet is an error, not a hang.
 
 One local Ray instance (started by linksim's own :func:`linksim.executors.ray_init`, ~5 s) serves the
-whole module. Ray's workers see the environment of the moment Ray started, so the plug-in's folder
-(``PYTHONPATH``) and its control file are set before that.
+whole module; the killed ``linksim run`` subprocess joins it through the scenario's ``address``
+(its GCS on 127.0.0.1), so no second instance starts. Ray's workers see the environment of the
+moment Ray started, so the plug-in's folder (``PYTHONPATH``) and its control file are set before that.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 pytest.importorskip("ray")
 
-from linksim.executors import ray_init  # noqa: E402
+from linksim.errors import LinksimError  # noqa: E402
+from linksim.executors import ray_init, ray_options  # noqa: E402
+from linksim.runner import run_scenario  # noqa: E402
+from linksim.scenario import scenario_from_dict  # noqa: E402
+from linksim.store import read_points  # noqa: E402
 
-from .plugin_path import PLUGIN_DIR  # noqa: E402
+from .plugin_path import PLUGIN_DIR, install, subprocess_env  # noqa: E402
 from .test_executor_failure import check_failed_job, check_one_line_error  # noqa: E402
+
+#: columns that hold measured wall-clock times (differ between any two runs)
+TIMES = ["seconds", "t_done", "latency_s", "queue_s"]
+CLI = "import sys; from linksim.cli import main; sys.exit(main(sys.argv[1:]))"
+STUDY = {
+    "name": "raystudy", "seed": 3, "device": "cpu", "channel": {"kind": "awgn"},
+    "sweep": {"ebno_db": [0, 1, 2, 3, 4, 5]},
+    "methods": [{"name": "a", "kind": "plugin_study"}],
+    "executor": "ray", "workers": 2,
+}
+
+
+def _table(folder):
+    df = pd.read_csv(folder / "results.csv")
+    keys = ["method", "point"] + (["image", "draw"] if "image" in df else [])
+    return df.drop(columns=[c for c in TIMES if c in df]).sort_values(keys).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +147,98 @@ def test_failed_job_under_ray_executor(tmp_path, ray_control):
 
 def test_ray_executor_shows_the_same_one_line_error(tmp_path, capsys, ray_control):
     check_one_line_error(tmp_path, ray_control[1], "ray", capsys)
+
+
+def test_inprocess_and_ray_give_identical_quality_columns(tmp_path, ray_control):
+    """The embedded DeepJSCC over a moving TDL (the time-varying channel), 2 points x 2 images: the
+    same rows, every quality and channel column equal, whichever executor ran the jobs."""
+    raw = {
+        "name": "same", "seed": 11, "device": "cpu", "data": {"source": "embedded", "size": 32, "limit": 2},
+        "channel": {"kind": "tdl", "speed": 30.0, "cp": 4, "data_symbols": 8, "estimator": "ls"},
+        "sweep": {"csnr_db": [0, 10], "cbr": ["1/24"]},
+        "methods": [{"name": "deepjscc", "kind": "jscc"}], "metrics": ["psnr", "ms_ssim"],
+        "traffic": {"kind": "periodic", "interval_s": 0.1},
+    }
+    run_scenario(scenario_from_dict(raw), output=tmp_path / "inprocess")
+    run_scenario(scenario_from_dict(dict(raw, executor="ray", workers=2)), output=tmp_path / "ray")
+    a, b = _table(tmp_path / "inprocess"), _table(tmp_path / "ray")
+    assert len(a) == 4 and a.psnr.notna().all()
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_killed_ray_run_resumes_without_losing_a_job(tmp_path, ray_control):
+    """``linksim run`` (a real subprocess, the Ray driver, on the module's cluster via ``address``)
+    is killed with SIGKILL after its 2nd stored job; the rerun computes exactly the jobs that are
+    not in points.jsonl, and the table equals an uninterrupted in-process run."""
+    ray, control = ray_control
+    install()
+    log = tmp_path / "calls.log"
+    control.write_text(json.dumps({"log": str(log), "sleep": "1.0"}))
+    raw = dict(STUDY, address=ray.get_runtime_context().gcs_address)
+    file, out = tmp_path / "s.yaml", tmp_path / "out"
+    # one worker: a new driver's tasks need fresh worker processes (each imports torch), one is enough
+    file.write_text(yaml.safe_dump(dict(raw, workers=1)))
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", str(file), "--output", str(out), "--no-figures"],
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    points = out / "points.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if points.exists() and points.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(1.5)  # the killed driver's running tasks end (Ray cancels a dead owner's tasks) or log
+    done = {r["point"] for r in read_points(points)}
+    assert 2 <= len(done) < 6
+    control.write_text(json.dumps({"log": str(log), "sleep": "0"}))
+    before = len(log.read_text().splitlines())
+    run_scenario(scenario_from_dict(raw), output=out)
+    assert len(log.read_text().splitlines()) - before == 6 - len(done)  # nothing finished is redone
+    run_scenario(scenario_from_dict(dict(STUDY, executor="inprocess")), output=tmp_path / "ref")
+    pd.testing.assert_frame_equal(_table(out), _table(tmp_path / "ref"))
+
+
+def test_jobs_get_the_threads_they_request(tmp_path, ray_control, monkeypatch):
+    """``threads: 2`` -> each Ray task requests 2 CPUs and its job runs with 2 torch threads;
+    without ``threads`` 1 and 1. The options are those handed to ``ray.remote``."""
+    ray, control = ray_control
+    install()
+    seen, remote = [], ray.remote
+
+    def spy(*args, **options):
+        seen.append(options)
+        return remote(*args, **options)
+
+    monkeypatch.setattr(ray, "remote", spy)
+    for threads, expected in ((2, 2), (None, 1)):
+        probe = tmp_path / f"threads{threads}.log"
+        control.write_text(json.dumps({"threads": str(probe)}))
+        raw = dict(STUDY, sweep={"ebno_db": [0, 1]}, workers=1, threads=threads)
+        run_scenario(scenario_from_dict(raw), output=tmp_path / f"t{threads}")
+        assert seen[-1] == {"num_cpus": expected, "num_gpus": 0.0, "max_retries": 0}
+        assert [line.split()[1] for line in probe.read_text().splitlines()] == [str(expected)] * 2
+
+
+def test_gpus_the_cluster_lacks_are_a_clear_error_not_a_hang(tmp_path, ray_control):
+    install()
+    raw = dict(STUDY, num_gpus=1)
+    assert ray_options(scenario_from_dict(raw)) == {"num_cpus": 1, "num_gpus": 1.0, "max_retries": 0}
+    t0 = time.monotonic()
+    with pytest.raises(LinksimError, match=r"^executor: ray: each job requests num_gpus 1, but the largest node "
+                                           r"of the Ray cluster has 0 GPUs; lower it or run on a cluster with GPUs"):
+        run_scenario(scenario_from_dict(raw), output=tmp_path / "gpu")
+    assert time.monotonic() - t0 < 30
+    with pytest.raises(LinksimError, match=r"requests num_cpus 3, but the largest node of the Ray cluster has 2 CPUs"):
+        run_scenario(scenario_from_dict(dict(STUDY, threads=3)), output=tmp_path / "cpu")
+
+
+def test_ray_keys_need_executor_ray():
+    from linksim.errors import ScenarioError
+
+    install()
+    for key, value in (("address", "auto"), ("num_gpus", 1)):
+        with pytest.raises(ScenarioError, match=rf"{key}: {key} is a setting of executor: ray"):
+            scenario_from_dict(dict(STUDY, executor="process", **{key: value}))

@@ -131,6 +131,9 @@ def test_message_channel_follows_its_transmission_time():
     with transmit_times(TransmitTimes((1.0 + ts,), (5,))):
         ctx = link.generate(1, g).h.reshape(1, 18, 32)
     torch.testing.assert_close(ctx, later)
+    # a retransmission of example 1 of a batch, one symbol later: the same process, later times
+    both = TransmitTimes((0.0, 1.0), (4, 5))
+    assert both.select([1], ts) == TransmitTimes((1.0 + ts,), (5,))
     with pytest.raises(ValueError, match="transmit times for 1 examples, but the batch has 2"):
         link.generate(2, g, TransmitTimes((0.0,), (5,)))
 

@@ -15,8 +15,11 @@ Behaviour is steered through environment variables (a subprocess or a worker see
   (a linksim error, printed as one line) instead of a ``RuntimeError``;
 * ``LINKSIM_TESTPLUGIN_TIMES``: a file; each job appends ``start <value> <time.time()>`` when it
   starts and ``end <value> <time>`` when it returns or raises;
+* ``LINKSIM_TESTPLUGIN_THREADS``: a file; each job appends ``<value> <torch.get_num_threads()>``
+  (the torch threads a worker gave the job);
 * ``LINKSIM_TESTPLUGIN_CONTROL``: a JSON file whose keys ``log``, ``fail``, ``sleep``, ``error``,
-  ``times`` override the five above, read at every job (Ray's workers see only the environment of the moment Ray started).
+  ``times``, ``threads`` override the six above, read at every job (Ray's workers see only the
+  environment of the moment Ray started).
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ def _ran(name: str, value, fail: bool = False) -> None:
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{name}:{value}\n")
     _stamp("start", value)
+    threads = _setting("threads")
+    if threads:
+        with open(threads, "a", encoding="utf-8") as f:
+            f.write(f"{value} {torch.get_num_threads()}\n")
     try:
         _outcome(value, fail)
     finally:
