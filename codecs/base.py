@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["OperatingPoint", "TxSignal", "RxSignal", "Decoded", "Transmitter", "Receiver", "ImageMethod"]
+__all__ = ["OperatingPoint", "TxSignal", "RxSignal", "AirUse", "Decoded", "Transmitter", "Receiver", "ImageMethod"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,25 @@ class RxSignal:
     y: Any
     state: Any = None
     tx_meta: dict = field(default_factory=dict)
+    air: "AirUse | None" = None
+
+
+@dataclass
+class AirUse:
+    """How long one message occupied the channel, for a method that may send it more than once (HARQ).
+
+    :param transmissions: ``[B]`` float, airtime in units of one first transmission (the grid of
+        :meth:`ImageMethod.grid`): 1 = sent once; a retransmission of ``j`` of ``C`` codewords adds
+        ``j / C``
+    :param waits_s: ``[B]`` float, time the message holds the channel between its transmissions
+        (HARQ feedback delays) [s]
+
+    The engine gives the message ``airtime_s = grid airtime x transmissions`` and holds the
+    channel for ``airtime_s + waits_s`` (one stop-and-wait HARQ process).
+    """
+
+    transmissions: torch.Tensor
+    waits_s: torch.Tensor
 
 
 @dataclass
@@ -164,6 +183,12 @@ class ImageMethod(ABC):
     #: the method sends per-image side data of labelled sources (GESCO's label maps): the engine
     #: then calls ``encode(images, generator, side={"labels": [B,H,W], "instances": [B,H,W]})``
     uses_side: bool = False
+    #: the method's channel may send a message several times (HARQ) or adapts to the outcome of the
+    #: messages before it (outer-loop link adaptation): the engine then runs ``encode`` and
+    #: ``channel`` for one message at a time, in simulated-time order, when the message takes the
+    #: channel, and holds the channel as long as :attr:`RxSignal.air` says (an instance may set it
+    #: from its config)
+    per_message_channel: bool = False
 
     def __init__(self, config: Any, point: OperatingPoint):
         self.config = config

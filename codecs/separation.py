@@ -39,6 +39,15 @@ The **fallback image** is uniform mid-grey (0.5): after a failed CRC a real rece
 about the image but its size, and a grey frame is what an error-concealment-less decoder shows.
 It minimises the worst-case per-pixel error without any side information.
 
+**HARQ** (``harq: {mode: chase|ir, max_tx, feedback_delay_s}``, :class:`HarqSettings`): each
+codeword is acknowledged on its own CRC and resent while it fails, up to ``max_tx`` times, with
+Chase combining or incremental redundancy (:mod:`linksim.phy.harq`). The method then declares
+``per_message_channel``: the engine runs its channel when the message takes the channel, and the
+message holds it for ``transmissions`` first-transmission airtimes plus ``feedback_delay_s`` per
+extra round (:class:`~linksim.codecs.base.AirUse`). Per-image extras with or without HARQ:
+``transmissions`` (mean per codeword), ``residual_bler`` (codewords failing after their last
+transmission / C) and ``goodput`` (payload bits of a delivered image per channel use spent).
+
 **The bound** (:class:`IdealSeparationBound`, ``kind: ideal``): ``floor(ρ·3HW·log2(1 + snr))``
 bits delivered without error (the capacity-achieving separation limit at infinite block length),
 minus the codec's 32-bit side header, filled by the same codec. It is not an achievable method:
@@ -52,6 +61,7 @@ depend on the CSNR, so every CSNR point of a sweep reuses the fit of the first.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from typing import Literal
 
@@ -59,7 +69,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from .base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
+from .base import AirUse, Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
 from .classical import CODECS, SizeCache, SourceCodec, bit_budget, fit_quality, get_codec, ideal_budget
 from .classical.base import image_hash
 from .classical.budget import FitResult
@@ -67,7 +77,8 @@ from .mcs import (BITS_PER_SYMBOL, MCS, MCS_MODULATIONS, MCS_TABLE, N_TARGET, Co
                   select_mcs)
 
 __all__ = [
-    "SeparationSettings", "DigitalLinkSettings", "IdealBoundSettings", "SeparationMethod", "IdealSeparationBound",
+    "SeparationSettings", "DigitalLinkSettings", "HarqSettings", "IdealBoundSettings", "SeparationMethod",
+    "IdealSeparationBound",
     "FALLBACK_GREY", "SIDE_BITS", "CRC_BITS", "pack_stream", "parse_stream", "length_field_bits",
     "fit_cached",
 ]
@@ -133,17 +144,39 @@ class DigitalLinkSettings(BaseModel):
     n_target: int = Field(N_TARGET, ge=128, le=8448)
 
 
+class HarqSettings(BaseModel):
+    """Hybrid ARQ of the separation link (``harq:`` of ``kind: separation``).
+
+    :param mode: ``chase`` (each retransmission repeats the codeword; LLRs add up) or ``ir``
+        (incremental redundancy: redundancy versions 0, 2, 3, 1 of the mother code)
+    :param max_tx: transmissions of a codeword at most, the first included
+    :param feedback_delay_s: time from the end of a transmission to the start of its
+        retransmission [s] (decoding, ACK/NACK, scheduling); default 4 ms, a few 1 ms slots at
+        15 kHz subcarrier spacing. The message holds the channel meanwhile (one stop-and-wait
+        HARQ process)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["chase", "ir"] = "chase"
+    max_tx: int = Field(4, ge=1, le=16)
+    feedback_delay_s: float = Field(0.004, ge=0.0)
+
+
 class SeparationSettings(_CodecSettings, DigitalLinkSettings):
     """Settings of ``kind: separation``: the codec (``codec``, ``chroma``, ``preset``), the digital
-    link (:class:`DigitalLinkSettings`) and ``crc_failure``.
+    link (:class:`DigitalLinkSettings`), ``crc_failure`` and ``harq``.
 
     :param codec: ``hevc`` | ``vvc`` | ``jpeg`` | ``jpeg2000`` | ``webp``
     :param chroma: HEVC only: ``"420"`` (default) or ``"444"``
     :param preset: encoder preset (HEVC: x265 presets, default ``veryslow``; VVC: vvenc presets)
     :param crc_failure: ``fallback`` | ``decode_anyway`` (see module notes)
+    :param harq: hybrid ARQ per codeword (:class:`HarqSettings`: ``mode``, ``max_tx``,
+        ``feedback_delay_s``); absent: every codeword is sent once
     """
 
     crc_failure: Literal["fallback", "decode_anyway"] = "fallback"
+    harq: HarqSettings | None = None
 
 
 class IdealBoundSettings(_CodecSettings):
@@ -225,6 +258,13 @@ def _working_grid(codec: SourceCodec, image: torch.Tensor) -> SourceCodec:
     return view
 
 
+def _child_generator(generator: torch.Generator, tag: str, index: int) -> torch.Generator:
+    """A generator seeded from ``generator``'s seed, ``tag`` and ``index`` (deterministic; the
+    draws of transmission ``index`` never depend on how many numbers the parent has drawn)."""
+    h = hashlib.blake2b(f"{generator.initial_seed()}|{tag}|{index}".encode(), digest_size=8).digest()
+    return torch.Generator(device=generator.device).manual_seed(int.from_bytes(h, "little") & (2**63 - 1))
+
+
 def _grey_like(images_shape: tuple[int, ...], device) -> torch.Tensor:
     return torch.full(images_shape, FALLBACK_GREY, dtype=torch.float32, device=device)
 
@@ -243,12 +283,16 @@ class SeparationMethod(ImageMethod):
     ``budget_bits`` (what the codec may spend), ``codec``.
     """
 
-    extra_columns = ("quality", "mcs", "crc_ok", "codeword_errors")
+    extra_columns = ("quality", "mcs", "crc_ok", "codeword_errors", "transmissions", "residual_bler", "goodput")
 
     def __init__(self, config, point: OperatingPoint):
         super().__init__(config, point)
         from linksim.phy.chains import DigitalChain
 
+        self.harq = config.harq
+        # with HARQ a message's airtime follows its retransmissions: the engine runs the channel
+        # when the message takes it (linksim.des)
+        self.per_message_channel = self.harq is not None
         self.codec = config.build_codec()
         self.mcs, self.layout = self.plan(config, point)
         self.chain = DigitalChain(point.link, self.layout.bits_per_symbol, self.layout.k, self.layout.n,
@@ -309,26 +353,67 @@ class SeparationMethod(ImageMethod):
 
     # -- channel
     def channel(self, tx: TxSignal, channel_generator: torch.Generator, noise_generator: torch.Generator) -> RxSignal:
-        realization = self.chain.generate(tx.x.shape[0], channel_generator)
-        with torch.no_grad():
-            llr, state = self.chain.transmit(tx.x, realization, self.point.no, noise_generator)
+        """Without HARQ: LLRs ``[B, C, n]`` of one transmission (decoded by :meth:`decode`).
+
+        With ``harq``: the whole ACK/NACK loop (:func:`linksim.phy.harq.harq_transmit`): each
+        codeword is decoded after each of its transmissions (the ACK needs it), those whose CRC
+        fails are sent again, up to ``max_tx``. Transmission 0 uses the generators handed in (so it
+        is the transmission a run without HARQ makes); transmission ``t >= 1`` draws a fresh
+        realisation and noise from generators seeded by ``(seed of the generator handed in, t)``.
+        ``rx.y`` is then the :class:`~linksim.phy.harq.HarqResult` and ``rx.air`` its airtime.
+        """
         meta = dict(tx.meta, payload_bits=tx.payload_bits)
-        return RxSignal(y=llr, state=state, tx_meta=meta)
+        batch = tx.x.shape[0]
+        if self.harq is None:
+            realization = self.chain.generate(batch, channel_generator)
+            with torch.no_grad():
+                llr, state = self.chain.transmit(tx.x, realization, self.point.no, noise_generator)
+            return RxSignal(y=llr, state=state, tx_meta=meta)
+        from linksim.phy.harq import harq_transmit
+
+        def draw(t: int):
+            if t == 0:
+                return self.chain.generate(batch, channel_generator), noise_generator
+            return (self.chain.generate(batch, _child_generator(channel_generator, "harq-channel", t)),
+                    _child_generator(noise_generator, "harq-noise", t))
+
+        with torch.no_grad():
+            res = harq_transmit(self.chain, tx.x, self.point.no, draw, self.harq.mode, self.harq.max_tx)
+        air = AirUse(transmissions=res.transmissions.float().mean(dim=1).cpu(),
+                     waits_s=(res.rounds - 1).clamp_min(0).float().cpu() * self.harq.feedback_delay_s)
+        return RxSignal(y=res, state=res.state, tx_meta=meta, air=air)
 
     # -- receiver
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
-        """LDPC decoding of ``rx.y`` (LLRs ``[B, C, n]``), then :meth:`decode_bits`."""
+        """LDPC decoding of ``rx.y`` (LLRs ``[B, C, n]``), then :meth:`decode_bits`.
+
+        With HARQ the codewords were decoded in the ACK/NACK loop already (:meth:`channel`): their
+        decoding is part of the HARQ round trip (``feedback_delay_s``), not of the receiver's
+        service time, which is the source decoding alone."""
+        from linksim.phy.harq import HarqResult
+
+        if isinstance(rx.y, HarqResult):
+            return self.decode_bits(rx.y.bits_hat, rx.y.crc_ok, rx.tx_meta,
+                                    transmissions=rx.y.transmissions.float().mean(dim=1).cpu())
         # LDPC decoding belongs to the receiver: it is part of the timed service time
         with torch.no_grad():
             bits_hat, cw_ok = self.chain.decode(rx.y)
         return self.decode_bits(bits_hat, cw_ok, rx.tx_meta)
 
-    def decode_bits(self, bits_hat: torch.Tensor, cw_ok: torch.Tensor, tx_meta: dict) -> Decoded:
+    def decode_bits(self, bits_hat: torch.Tensor, cw_ok: torch.Tensor, tx_meta: dict,
+                    transmissions: torch.Tensor | None = None) -> Decoded:
         """CRC verdict per image; source-decode, or apply the ``crc_failure`` policy. Never raises.
 
         :param bits_hat: ``[B, capacity_bits]`` decoded info bits (CRC removed)
-        :param cw_ok: ``[B, C]`` bool, CRC verdict per codeword
+        :param cw_ok: ``[B, C]`` bool, CRC verdict per codeword (after the last transmission)
         :param tx_meta: what the transmitter recorded (``payload_bits``, ``quality``)
+        :param transmissions: ``[B]`` mean transmissions per codeword (``None``: 1, no HARQ)
+
+        Extras per image: ``transmissions`` (mean over the image's codewords; 1 without HARQ, at
+        most ``max_tx``), ``residual_bler`` (fraction of its codewords still failing their CRC
+        after the last transmission) and ``goodput`` [bit per channel use]: the source payload
+        bits of an image whose every codeword passed, divided by the channel uses spent on it
+        (``N x transmissions``); 0 for an image not delivered.
         """
         h, w = self.point.image_shape
         crc_ok = cw_ok.all(dim=1).cpu()
@@ -346,11 +431,19 @@ class SeparationMethod(ImageMethod):
             if res.ok and res.image is not None:
                 out[i], outage[i] = res.image, False
         sent = tx_meta.get("payload_bits")
+        sent = sent if sent is not None else payload_bits
+        b = bits_hat.shape[0]
+        transmissions = torch.ones(b) if transmissions is None else transmissions.float().cpu()
+        delivered = crc_ok & ~outage
+        goodput = torch.where(delivered, sent.float().cpu(), torch.zeros(b)) / (self.point.num_symbols * transmissions)
         return Decoded(images=out.to(self.point.device), outage=outage,
-                       payload_bits=sent if sent is not None else payload_bits,
+                       payload_bits=sent,
                        extras={"crc_ok": crc_ok, "quality": tx_meta.get("quality"),
-                               "mcs": self.mcs.label,
-                               "codeword_errors": (~cw_ok).sum(dim=1).cpu()})
+                               "mcs": tx_meta.get("mcs", self.mcs.label),
+                               "codeword_errors": (~cw_ok).sum(dim=1).cpu(),
+                               "transmissions": transmissions,
+                               "residual_bler": (~cw_ok).float().mean(dim=1).cpu(),
+                               "goodput": goodput})
 
 
 class IdealSeparationBound(ImageMethod):

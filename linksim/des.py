@@ -9,6 +9,9 @@ Monte-Carlo work) flow through three SimPy processes::
 * **source**: emits message ``i`` at ``t_arrival[i]`` (``batch``: all at 0; ``periodic``; ``poisson``).
 * **transmitter**: the channel is a ``simpy.Resource`` of capacity 1; a message holds it for its
   airtime (:func:`airtime_s`: whole OFDM slots, symbol duration including the cyclic prefix).
+  With a ``transmit`` callback (HARQ, link adaptation) the message's physical layer runs when it
+  takes the channel, and the callback says how long it holds it: its transmissions plus the
+  feedback waits between them (one stop-and-wait HARQ process: the next message waits).
   The channel realization a message sees is indexed by its coherence interval
   ``floor(t_tx_start / coherence_time_s)`` (per message when no coherence time is given). A moving
   channel (TDL with ``speed``) is instead one continuous Doppler process per channel draw, sampled
@@ -122,6 +125,7 @@ def simulate(
     max_batch: int = 1,
     service_time: Callable[[list[Message]], float] | None = None,
     coherence_time_s: float | None = None,
+    transmit: Callable[[Message], float | None] | None = None,
 ) -> list[Message]:
     """Run the source -> transmitter -> receiver event simulation; fills the messages' timestamps.
 
@@ -134,6 +138,10 @@ def simulate(
         batch, called after ``serve`` (each message's ``result`` is set); default: the measured
         seconds (:mod:`linksim.timing` gives the model of ``receiver_time: model``)
     :param coherence_time_s: channel block length; ``None`` gives every message its own block
+    :param transmit: ``transmit(m) -> seconds | None``, called when ``m`` takes the channel (its
+        ``t_tx_start`` and ``channel_block`` set), in simulated-time order: the seconds ``m`` holds
+        the channel (``None``: ``m.airtime_s``); it may update ``m.airtime_s`` (time on the air
+        alone, without the waits)
     :output: the same messages, with ``t_tx_start, t_tx_end, t_rx_start, t_done, channel_block,
         result`` set
     """
@@ -143,12 +151,13 @@ def simulate(
     msgs = sorted(messages, key=lambda m: (m.t_arrival, m.id))
     total = len(msgs)
 
-    def transmit(m: Message):
+    def transmitter(m: Message):
         with air.request() as req:
             yield req
             m.t_tx_start = env.now
             m.channel_block = int(env.now // coherence_time_s) if coherence_time_s else m.id
-            yield env.timeout(m.airtime_s)
+            hold = transmit(m) if transmit is not None else None
+            yield env.timeout(m.airtime_s if hold is None else hold)
             m.t_tx_end = env.now
         yield queue.put(m)
 
@@ -156,7 +165,7 @@ def simulate(
         for m in msgs:
             if m.t_arrival > env.now:
                 yield env.timeout(m.t_arrival - env.now)
-            env.process(transmit(m))
+            env.process(transmitter(m))
 
     def receiver():
         served = 0

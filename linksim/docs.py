@@ -104,7 +104,8 @@ RESULTS_COLUMNS = {
               "and `device_profile`, deterministic; `measured`: the wall-clock decode time)",
     "latency_s": "t_done - t_arrival [s]",
     "queue_s": "time waiting for the channel and the receiver [s]",
-    "airtime_s": "time on the air [s] (whole OFDM slots)",
+    "airtime_s": "time on the air [s] (whole OFDM slots), all transmissions of the image (HARQ); feedback "
+                 "waits are not air time but hold the channel (in latency_s)",
     "deadline_missed": "latency above `traffic.deadline_s` (empty without a deadline)",
     "aoi_s": "age of information at the frame's arrival [s]: its arrival time minus the arrival time of the "
              "freshest frame delivered (decoded, not in outage) by then; empty before any delivery "
@@ -115,7 +116,13 @@ RESULTS_COLUMNS = {
     "quality": "codec quality parameter chosen to fit the budget (separation, ideal)",
     "mcs": "modulation and coding scheme used (separation)",
     "crc_ok": "every codeword passed its CRC (separation)",
-    "codeword_errors": "codewords that failed their CRC (separation)",
+    "codeword_errors": "codewords that failed their CRC after their last transmission (separation)",
+    "transmissions": "mean transmissions per codeword of the image (separation): 1 without `harq`, at most "
+                     "`harq.max_tx`; the image's airtime is the grid's airtime times this",
+    "residual_bler": "fraction of the image's codewords whose CRC still fails after the last transmission "
+                     "(separation)",
+    "goodput": "delivered source payload bits per channel use [bit/symbol] (separation): payload_bits of an "
+               "image whose every codeword passed, / (channel_uses x transmissions); 0 if not delivered",
     "capacity_bits": "floor(rho 3HW log2(1 + snr)) error-free bits of the bound (ideal)",
     "channel_nmse": "NMSE of the sampled channel taps (blind_diffcom)",
     "channel_success": "tap NMSE below `success_nmse` (blind_diffcom)",

@@ -338,32 +338,55 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
     # A time-varying channel (a moving TDL) is one continuous process per channel draw, sampled at
     # each message's transmission time (simulated); static channels draw from gen("channel", block).
     processes = [sub_seed(seed, "channel-process", k) for k in range(draws)]
+    per_message = getattr(method, "per_message_channel", False)
+    sent: dict = {}  # message id -> (TxSignal, RxSignal) of a channel that ran at transmit time
 
-    def serve(batch):
+    def send(batch):
         idx = [m.payload for m in batch]
         first = batch[0]
-        x = images[idx]
         # methods that send side data (GESCO's label maps) get theirs with the images
         kw = {"side": {k: v[idx] for k, v in side.items()}} if getattr(method, "uses_side", False) else {}
-        tx = method.encode(x, gen("encode", first.id), **kw)
+        tx = method.encode(images[idx], gen("encode", first.id), **kw)
         times = TransmitTimes(tuple(m.t_tx_start for m in batch), tuple(processes[m.id // count] for m in batch))
         with transmit_times(times):
             rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
+        return tx, rx
+
+    def transmit(m):
+        # HARQ / link adaptation: the physical layer runs when the message takes the channel, in
+        # simulated-time order, and its transmissions set how long it holds the channel
+        tx, rx = sent[m.id] = send([m])
+        if rx.air is None:
+            return None
+        m.airtime_s = air * float(rx.air.transmissions[0])
+        return m.airtime_s + float(rx.air.waits_s[0])
+
+    def receive(batch, tx, rx):
         t = time.perf_counter()
-        dec = method.decode(rx, gen("decode", first.id))
+        dec = method.decode(rx, gen("decode", batch[0].id))
         seconds = time.perf_counter() - t
-        if progress:
-            progress(job, {"images": len(idx)})
         out = []
-        for j in range(len(idx)):
+        for j in range(len(batch)):
             out.append({
                 "x_hat": dec.images[j : j + 1].detach(),
                 "outage": _pick(dec.outage if dec.outage is not None else tx.outage, j),
                 "payload_bits": _pick(dec.payload_bits if dec.payload_bits is not None else tx.payload_bits, j),
                 "nfe": dec.nfe,
-                "seconds": seconds / len(idx),
+                "seconds": seconds / len(batch),
                 "extras": {k: _pick_extra(v, j) for k, v in dec.extras.items() if k in method.extra_columns},
             })
+        return out, seconds
+
+    def serve(batch):
+        if per_message:
+            out, seconds = [], 0.0
+            for m in batch:
+                o, s = receive([m], *sent.pop(m.id))
+                out, seconds = out + o, seconds + s
+        else:
+            out, seconds = receive(batch, *send(batch))
+        if progress:
+            progress(job, {"images": len(batch)})
         return out, seconds
 
     # channel_block = the coherence interval of a message: numerology.coherence_time_s, or for a moving
@@ -377,7 +400,7 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
             return service_time(entry, profile, batch[0].result["nfe"], op.image_shape, len(batch))
 
     simulate(msgs, serve, batch_all=traffic.kind == "batch", max_batch=traffic.max_batch,
-             service_time=service, coherence_time_s=coherence)
+             service_time=service, coherence_time_s=coherence, transmit=transmit if per_message else None)
 
     x_hat = torch.cat([m.result["x_hat"] for m in msgs]).clamp(0, 1)
     rows = []

@@ -265,7 +265,14 @@ def _validate_section(raw: dict, where: str, registry) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise KeyProblem(*_first_error(err, where, model)) from None
+        key_path, msg = _first_error(err, where, model)
+        e = err.errors(include_url=False)[0]
+        if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+            # a key of another kind (harq on a JSCC method): say whose key it is
+            owners = [k for k in registry.names() if e["loc"][0] in getattr(registry.config(k), "model_fields", {})]
+            if owners:
+                msg = f"{msg} ({e['loc'][0]!r} is a key of kind {', '.join(owners)}, not of {kind})"
+        raise KeyProblem(key_path, msg) from None
 
 
 def _path(prefix: str, loc: tuple) -> str:

@@ -367,27 +367,35 @@ class DigitalChain(nn.Module):
                  ) -> ChannelRealization:
         return _draw(self.link, batch_size, generator, times)
 
-    def encode(self, bits: torch.Tensor) -> torch.Tensor:
-        """Information bits ``[B, num_info_bits]`` -> symbols ``[B, num_symbols]`` complex64."""
+    def encode(self, bits: torch.Tensor, rv: int | None = None) -> torch.Tensor:
+        """Information bits ``[B, num_info_bits]`` -> symbols ``[B, num_symbols]`` complex64.
+
+        :param rv: HARQ redundancy version (0..3) of every codeword (``None``: the plain codeword,
+            the same as RV 0); see :class:`~linksim.phy.fec.LDPC`
+        """
         if bits.dim() != 2 or bits.shape[1] != self.num_info_bits:
             raise ValueError(f"bits must be [B, {self.num_info_bits}]; got {tuple(bits.shape)}")
         b = bits.to(self.device, torch.float32).reshape(bits.shape[0], self.num_codewords, -1)
         if self.crc is not None:
             b = self.crc.encode(b)
         if self.ldpc is not None:
-            b = self.ldpc.encode(b)
+            b = self.ldpc.encode(b) if rv is None else self.ldpc.encode(b, rv=[rv]).squeeze(-2)
+        elif rv not in (None, 0):
+            raise ValueError("redundancy versions need an LDPC code (k, n)")
         b = b.reshape(bits.shape[0], self.num_coded_bits)
         if self.num_pad_bits:
             b = torch.cat([b, self._filler.expand(b.shape[0], -1)], dim=1)
         return self.mapper(b)
 
-    def transmit(self, bits, realization: ChannelRealization, no, generator: torch.Generator):
+    def transmit(self, bits, realization: ChannelRealization, no, generator: torch.Generator,
+                 rv: int | None = None):
         """The channel half: ``bits`` ``[B, num_info_bits]`` -> LLRs over the frozen ``realization``.
 
+        :param rv: HARQ redundancy version sent (``None``: the plain codeword)
         :output llr: ``[B, num_codewords, n]`` channel LLRs (``ln P(1)/P(0)``) of the coded bits
         :output state: :class:`ChannelState`
         """
-        x = self.encode(bits)
+        x = self.encode(bits, rv)
         batch = x.shape[0]
         no = _as_batch(no, batch, x)
         out = self.link.transmit(x, realization, no, generator)
@@ -410,6 +418,21 @@ class DigitalChain(nn.Module):
         else:
             ok = torch.ones(batch, self.num_codewords, dtype=torch.bool, device=b.device)
         return b.reshape(batch, self.num_info_bits), ok
+
+    def decode_codewords(self, llr: torch.Tensor, rv: list[int] | tuple[int, ...]):
+        """HARQ decoding of single codewords: the LLRs of all their transmissions combined.
+
+        :param llr: ``[A, T, n]`` channel LLRs of ``A`` codewords, transmission ``t`` carrying
+            redundancy version ``rv[t]`` (a codeword not sent in transmission ``t`` has LLR 0 there)
+        :output bits: ``[A, info_bits_per_codeword]`` decoded information bits (CRC removed)
+        :output ok: ``[A]`` bool, the CRC passes (all ``True`` without CRC)
+        """
+        if self.ldpc is None:
+            raise ValueError("HARQ combining needs an LDPC code (k, n)")
+        b = self.ldpc.decode(llr, rv=rv)
+        if self.crc is not None:
+            return self.crc.decode(b)
+        return b, torch.ones(b.shape[0], dtype=torch.bool, device=b.device)
 
     def apply(self, bits, realization: ChannelRealization, no, generator: torch.Generator) -> DigitalRx:
         """Send ``bits`` ``[B, num_info_bits]`` over the frozen ``realization`` and decode them."""

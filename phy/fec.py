@@ -73,6 +73,19 @@ class LDPC(nn.Module):
 
     ``encode``: ``[..., k]`` -> ``[..., n]``; ``decode``: LLRs ``[..., n]`` -> hard bits ``[..., k]``.
 
+    **HARQ.** ``encode(bits, rv=[r0, r1, ...])`` gives one rate-matched codeword per redundancy
+    version, ``[..., len(rv), n]``: ``n`` bits of the mother code's circular buffer read from the
+    38.212 Table 5.4.2.1-2 start position of each RV (RV 0 = the plain ``encode``). ``decode(llr,
+    rv=[...])`` takes the stacked LLRs ``[..., len(rv), n]`` of the transmissions received so far
+    and decodes their sum in the circular buffer: bits never sent stay at LLR 0, bits sent twice
+    add up. Chase combining is ``rv = [0, 0, ...]`` (the same codeword each time); incremental
+    redundancy ``rv = [0, 2, 3, 1]`` (further parts of the lower-rate mother code). Both are
+    Sionna's HARQ-IR rate matching (``LDPC5GEncoder(..., rv=)``, ``LDPC5GDecoder(harq_mode=True)``).
+
+    >>> code = LDPC(64, 128); u = torch.ones(1, 64); c = code.encode(u, rv=[0, 2])
+    >>> c.shape, torch.equal(code.decode(20.0 * (2 * c - 1), rv=[0, 2]), u)
+    (torch.Size([1, 2, 128]), True)
+
     >>> code = LDPC(64, 128); u = torch.ones(1, 64)
     >>> torch.equal(code.decode(20.0 * (2 * code.encode(u) - 1)), u)
     True
@@ -90,13 +103,31 @@ class LDPC(nn.Module):
                                   device=str(device), check_input=False)
         self._dec = LDPC5GDecoder(self._enc, cn_update=cn_update, hard_out=True,
                                   return_infobits=True, num_iter=self.num_iter, device=str(device))
+        self._cn_update, self._device = cn_update, str(device)
+        self._harq_dec: LDPC5GDecoder | None = None  # built on the first HARQ decode
 
     @property
     def coderate(self) -> float:
         return self.k / self.n
 
-    def encode(self, bits: torch.Tensor) -> torch.Tensor:
-        return self._enc(bits)
+    def encode(self, bits: torch.Tensor, rv: list[int] | tuple[int, ...] | None = None) -> torch.Tensor:
+        """``[..., k]`` -> ``[..., n]`` (``rv=None``) or ``[..., len(rv), n]`` (one codeword per RV)."""
+        return self._enc(bits) if rv is None else self._enc(bits, rv=list(rv))
 
-    def decode(self, llr: torch.Tensor) -> torch.Tensor:
-        return self._dec(llr)
+    def decode(self, llr: torch.Tensor, rv: list[int] | tuple[int, ...] | None = None) -> torch.Tensor:
+        """LLRs ``[..., n]`` (``rv=None``) or ``[..., len(rv), n]`` (HARQ combining) -> ``[..., k]``."""
+        if rv is None:
+            return self._dec(llr)
+        rv = list(rv)
+        if llr.dim() < 2 or llr.shape[-2] != len(rv):
+            raise ValueError(f"HARQ decoding needs LLRs [..., len(rv)={len(rv)}, n]; got {tuple(llr.shape)}")
+        if all(r == 0 for r in rv):
+            # Chase combining: every copy fills the same positions, so the combination is the sum;
+            # the plain decoder's graph is pruned to the sent bits (several times faster on a CPU
+            # than HARQ mode's full mother graph, which IR needs)
+            return self._dec(llr.sum(dim=-2))
+        if self._harq_dec is None:
+            self._harq_dec = LDPC5GDecoder(self._enc, cn_update=self._cn_update, hard_out=True,
+                                           return_infobits=True, num_iter=self.num_iter,
+                                           harq_mode=True, device=self._device)
+        return self._harq_dec(llr, rv=rv)
