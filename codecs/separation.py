@@ -173,10 +173,32 @@ class SeparationSettings(_CodecSettings, DigitalLinkSettings):
     :param crc_failure: ``fallback`` | ``decode_anyway`` (see module notes)
     :param harq: hybrid ARQ per codeword (:class:`HarqSettings`: ``mode``, ``max_tx``,
         ``feedback_delay_s``); absent: every codeword is sent once
+    :param mcs: ``fixed`` | ``adaptive`` (per CSNR, from the committed AWGN table) | ``olla``:
+        outer-loop link adaptation over the messages of a run (Sionna SYS
+        ``OuterLoopLinkAdaptation``): each message's 38.214 table-1 MCS comes from the last
+        effective-SINR report minus an offset that rises by ``olla_step_db`` on a NACK of the
+        first transmission and falls by ``olla_step_db·t/(1−t)`` on an ACK (``t = target_bler``)
+    :param olla_step_db: the OLLA offset step on a NACK [dB]
+    :param phy: ``bit_true`` (LDPC belief propagation on the LLRs) | ``abstract``: each
+        codeword's error is drawn from Sionna SYS's 5G BLER tables at its EESM effective SINR
+        (``PHYAbstraction``; system-level speed; the MCS must be a 38.214 table-1 entry)
     """
 
     crc_failure: Literal["fallback", "decode_anyway"] = "fallback"
     harq: HarqSettings | None = None
+    mcs: Literal["fixed", "adaptive", "olla"] = "fixed"
+    olla_step_db: float = Field(1.0, gt=0.0)
+    phy: Literal["bit_true", "abstract"] = "bit_true"
+
+    @model_validator(mode="after")
+    def _phy_ok(self):
+        if self.phy == "abstract" and self.crc_failure == "decode_anyway":
+            raise ValueError("phy: abstract draws codeword errors from BLER tables and has no erroneous bits "
+                             "to decode; use crc_failure: fallback")
+        if self.phy == "abstract" and self.harq is not None and self.harq.mode == "ir":
+            raise ValueError("phy: abstract models chase combining only (the BLER tables are for one "
+                             "redundancy version); use harq.mode: chase or phy: bit_true")
+        return self
 
 
 class IdealBoundSettings(_CodecSettings):
@@ -258,6 +280,49 @@ def _working_grid(codec: SourceCodec, image: torch.Tensor) -> SourceCodec:
     return view
 
 
+_NR_MODULATIONS = {BITS_PER_SYMBOL[m]: m for m in MCS_MODULATIONS}
+
+
+def _nr_index(mcs: MCS, strict: bool = True) -> int | None:
+    """The 38.214 table-1 index of ``mcs`` (the tables of ``phy: abstract`` and OLLA are indexed so)."""
+    from linksim.phy.abstraction import NR_TABLE1, nr_mcs_index
+
+    i = nr_mcs_index(mcs.bits_per_symbol, mcs.rate1024)
+    if i is None and strict:
+        rates = ", ".join(str(r) for b, r in (NR_TABLE1[j] for j in NR_TABLE1) if b == mcs.bits_per_symbol)
+        raise ValueError(f"phy: abstract needs an MCS of 38.214 table 1; {mcs.modulation} rates x 1024 there: "
+                         f"{rates}; got {mcs.rate1024} (code_rate {mcs.code_rate:.4f})")
+    return i
+
+
+def _olla_candidates(num_symbols: int, n_target: int) -> list[tuple[MCS, CodewordLayout]]:
+    """38.214 table-1 MCSs (by index) whose codewords fit ``num_symbols``, with their layouts."""
+    from linksim.phy.abstraction import NR_TABLE1
+
+    out = []
+    for i in sorted(NR_TABLE1):
+        bps, r = NR_TABLE1[i]
+        if bps not in _NR_MODULATIONS:
+            continue
+        mcs = MCS(_NR_MODULATIONS[bps], r)
+        try:
+            out.append((mcs, codeword_layout(num_symbols, bps, mcs.code_rate, n_target)))
+        except ValueError:
+            continue
+    if not out:
+        raise ValueError(f"mcs: olla: no 38.214 table-1 MCS fits {num_symbols} symbols")
+    return out
+
+
+def _olla_mcs(index: int, num_symbols: int, n_target: int) -> MCS:
+    """The MCS of table-1 ``index``, or the nearest lower one whose codewords fit (else the lowest)."""
+    from linksim.phy.abstraction import nr_mcs_index
+
+    cands = _olla_candidates(num_symbols, n_target)
+    fit = [m for m, _ in cands if nr_mcs_index(m.bits_per_symbol, m.rate1024) <= index]
+    return fit[-1] if fit else cands[0][0]
+
+
 def _child_generator(generator: torch.Generator, tag: str, index: int) -> torch.Generator:
     """A generator seeded from ``generator``'s seed, ``tag`` and ``index`` (deterministic; the
     draws of transmission ``index`` never depend on how many numbers the parent has drawn)."""
@@ -283,38 +348,72 @@ class SeparationMethod(ImageMethod):
     ``budget_bits`` (what the codec may spend), ``codec``.
     """
 
-    extra_columns = ("quality", "mcs", "crc_ok", "codeword_errors", "transmissions", "residual_bler", "goodput")
+    extra_columns = ("quality", "mcs", "crc_ok", "codeword_errors", "transmissions", "residual_bler", "goodput",
+                     "sinr_eff_db")
 
     def __init__(self, config, point: OperatingPoint):
         super().__init__(config, point)
         from linksim.phy.chains import DigitalChain
 
         self.harq = config.harq
-        # with HARQ a message's airtime follows its retransmissions: the engine runs the channel
-        # when the message takes it (linksim.des)
-        self.per_message_channel = self.harq is not None
+        self.abstract = getattr(config, "phy", "bit_true") == "abstract"
         self.codec = config.build_codec()
         self.mcs, self.layout = self.plan(config, point)
-        self.chain = DigitalChain(point.link, self.layout.bits_per_symbol, self.layout.k, self.layout.n,
-                                  num_codewords=self.layout.num_codewords, crc=_CRC, device=point.device,
-                                  num_iter=config.ldpc_iterations, num_symbols=point.num_symbols)
+        self._links: dict[str, tuple] = {}
+        self.olla = None
+        if config.mcs == "olla":
+            from linksim.phy.abstraction import OuterLoop
+
+            self.olla = OuterLoop(config.target_bler, config.olla_step_db, point.num_symbols, point.csnr_db,
+                                  device=point.device)
+        self.abstraction = None
+        if self.abstract or self.olla is not None:
+            from linksim.phy.abstraction import PhyAbstraction
+
+            self.abstraction = PhyAbstraction(point.device)
+        # with HARQ a message's airtime follows its retransmissions, and OLLA adapts to the messages
+        # before it: the engine runs the channel when the message takes it (linksim.des)
+        self.per_message_channel = self.harq is not None or self.olla is not None
+        self._select(self.mcs, self.layout)
+
+    def _select(self, mcs: MCS, layout: CodewordLayout | None = None) -> None:
+        """Use ``mcs``: its layout, chain, capacity and codec budget (built once per MCS)."""
+        if mcs.label not in self._links:
+            from linksim.phy.chains import DigitalChain
+
+            point = self.point
+            layout = layout or codeword_layout(point.num_symbols, mcs.bits_per_symbol, mcs.code_rate,
+                                               self.config.n_target)
+            chain = DigitalChain(point.link, layout.bits_per_symbol, layout.k, layout.n,
+                                 num_codewords=layout.num_codewords, crc=_CRC, device=point.device,
+                                 num_iter=self.config.ldpc_iterations, num_symbols=point.num_symbols)
+            header = SIDE_BITS + length_field_bits(chain.num_info_bits)
+            h, w = point.image_shape
+            budget = bit_budget(point.cbr, h, w, layout.bits_per_symbol, layout.k, layout.n, CRC_BITS, header)
+            self._links[mcs.label] = (mcs, layout, chain, header, budget)
+        self.mcs, self.layout, self.chain, self.header_bits, self.budget_bits = self._links[mcs.label]
         self.capacity_bits = self.chain.num_info_bits
-        self.header_bits = SIDE_BITS + length_field_bits(self.capacity_bits)
-        h, w = point.image_shape
-        self.budget_bits = bit_budget(point.cbr, h, w, self.layout.bits_per_symbol, self.layout.k,
-                                      self.layout.n, CRC_BITS, self.header_bits)
+        self.nr_index = _nr_index(self.mcs) if self.abstraction is not None else None
 
     @staticmethod
     def plan(config, point: OperatingPoint) -> tuple[MCS, CodewordLayout]:
-        """The MCS and codeword layout at ``point`` (static: no codec, no chain)."""
+        """The MCS and codeword layout at ``point`` (static: no codec, no chain); ``mcs: olla``:
+        the most robust 38.214 table-1 MCS whose codewords fit (the loop starts there)."""
         n_sym = point.num_symbols
+        abstract = getattr(config, "phy", "bit_true") == "abstract"
+        if config.mcs == "olla":
+            return _olla_candidates(n_sym, config.n_target)[0]
         if config.mcs == "adaptive":
             if point.csnr_db is None:
                 raise ValueError("mcs: adaptive needs a csnr_db sweep axis")
-            mcs = select_mcs(point.csnr_db - config.mcs_margin_db, n_sym, config.target_bler, n_target=config.n_target)
-            mcs = mcs if mcs is not None else MCS_TABLE[0]
+            cands = tuple(m for m in MCS_TABLE if _nr_index(m, strict=False) is not None) if abstract else MCS_TABLE
+            mcs = select_mcs(point.csnr_db - config.mcs_margin_db, n_sym, config.target_bler, candidates=cands,
+                             n_target=config.n_target)
+            mcs = mcs if mcs is not None else cands[0]
         else:
             mcs = MCS(config.modulation, round(config.code_rate * 1024))
+            if abstract:
+                _nr_index(mcs)  # phy: abstract has tables for 38.214 table-1 entries only
         rate = config.code_rate if config.mcs == "fixed" else mcs.code_rate
         return mcs, codeword_layout(n_sym, BITS_PER_SYMBOL[mcs.modulation], rate, config.n_target)
 
@@ -338,6 +437,8 @@ class SeparationMethod(ImageMethod):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W]; got {tuple(images.shape)}")
         b, _, h, w = images.shape
+        if self.olla is not None:  # this message's MCS, from the reports of the messages before it
+            self._select(_olla_mcs(int(self.olla.mcs()[0]), self.point.num_symbols, self.config.n_target))
         rows, bits, quality = [], [], []
         for img in images:
             fit = fit_cached(self.codec, img, self.budget_bits)
@@ -348,7 +449,7 @@ class SeparationMethod(ImageMethod):
         outage = torch.tensor([f is None for f in rows])
         meta = {"quality": torch.tensor(quality), "mcs": self.mcs.label, "k": self.layout.k,
                 "n": self.layout.n, "num_codewords": self.layout.num_codewords,
-                "budget_bits": self.budget_bits}
+                "budget_bits": self.budget_bits, "capacity_bits": self.capacity_bits}
         return TxSignal(x=streams.to(self.chain.device), payload_bits=torch.tensor(bits), outage=outage, meta=meta)
 
     # -- channel
@@ -364,24 +465,73 @@ class SeparationMethod(ImageMethod):
         """
         meta = dict(tx.meta, payload_bits=tx.payload_bits)
         batch = tx.x.shape[0]
-        if self.harq is None:
-            realization = self.chain.generate(batch, channel_generator)
+        chain = self.chain  # the MCS of this message (OLLA selects it in encode)
+        if not self.per_message_channel and not self.abstract:
+            realization = chain.generate(batch, channel_generator)
             with torch.no_grad():
-                llr, state = self.chain.transmit(tx.x, realization, self.point.no, noise_generator)
+                llr, state = chain.transmit(tx.x, realization, self.point.no, noise_generator)
             return RxSignal(y=llr, state=state, tx_meta=meta)
         from linksim.phy.harq import harq_transmit
 
         def draw(t: int):
             if t == 0:
-                return self.chain.generate(batch, channel_generator), noise_generator
-            return (self.chain.generate(batch, _child_generator(channel_generator, "harq-channel", t)),
+                return chain.generate(batch, channel_generator), noise_generator
+            return (chain.generate(batch, _child_generator(channel_generator, "harq-channel", t)),
                     _child_generator(noise_generator, "harq-noise", t))
 
+        mode, max_tx = (self.harq.mode, self.harq.max_tx) if self.harq is not None else ("chase", 1)
         with torch.no_grad():
-            res = harq_transmit(self.chain, tx.x, self.point.no, draw, self.harq.mode, self.harq.max_tx)
+            if self.abstract:
+                res, sinr0 = self._abstract_transmit(tx.x, draw, max_tx)
+            else:
+                res = harq_transmit(chain, tx.x, self.point.no, draw, mode, max_tx)
+                sinr0 = 1.0 / res.state.no_eff.real[:, : chain.num_coded_bits // chain.num_bits_per_symbol]
+        if self.abstraction is not None:
+            # the receiver's report: one effective SINR of the first transmission (EESM, this MCS)
+            eff = self.abstraction.effective_sinr(sinr0, self.nr_index if self.nr_index is not None else 0)
+            meta["sinr_eff_db"] = (10 * torch.log10(eff.clamp_min(1e-30))).cpu()
+            if self.olla is not None:
+                for i in range(batch):  # in message order (one message per call in the engine)
+                    self.olla.report([bool(res.first_ok[i].all())], [float(eff[i])])
+        fb = self.harq.feedback_delay_s if self.harq is not None else 0.0
         air = AirUse(transmissions=res.transmissions.float().mean(dim=1).cpu(),
-                     waits_s=(res.rounds - 1).clamp_min(0).float().cpu() * self.harq.feedback_delay_s)
+                     waits_s=(res.rounds - 1).clamp_min(0).float().cpu() * fb)
         return RxSignal(y=res, state=res.state, tx_meta=meta, air=air)
+
+    def _abstract_transmit(self, bits: torch.Tensor, draw, max_tx: int):
+        """``phy: abstract``: each codeword fails with the table BLER at the EESM effective SINR of
+        its symbols; with chase HARQ the SINRs of its copies add up per symbol (maximum-ratio
+        combining of repeated symbols). One uniform ``u`` per codeword, drawn with the first
+        transmission's noise generator after the link's own draws: the codeword is still in error
+        after transmission ``t`` while ``u`` is below the BLER of the combination of its first
+        ``t + 1`` copies (that BLER falls with every copy, so the failures are nested).
+        Returns ``(HarqResult, first-transmission SINR [B, C·L])``; ``bits_hat`` are the sent bits
+        (a failed codeword is never parsed: ``crc_failure: fallback``)."""
+        from linksim.phy.harq import HarqResult
+
+        chain = self.chain
+        batch, c = bits.shape[0], chain.num_codewords
+        active = torch.ones(batch, c, dtype=torch.bool, device=chain.device)
+        sent = torch.zeros(batch, c, dtype=torch.long, device=chain.device)
+        combined, first, first_ok, u = None, None, None, None
+        for t in range(max_tx):
+            if not bool(active.any()):
+                break
+            realization, gen = draw(t)
+            sinr = chain.codeword_sinr(bits, realization, self.point.no, gen)
+            if t == 0:
+                first = sinr
+                u = torch.rand(batch, c, generator=gen, device=gen.device).to(chain.device)
+            # an acknowledged codeword is not resent: its combination stops growing
+            combined = sinr if combined is None else combined + sinr * active[..., None]
+            sent += active.long()
+            p = self.abstraction.bler(self.nr_index, self.layout.k,
+                                      self.abstraction.effective_sinr(combined, self.nr_index)).to(chain.device)
+            active &= u < p.clamp(0.0, 1.0)
+            if first_ok is None:
+                first_ok = ~active.clone()
+        return HarqResult(bits_hat=bits.to(chain.device), crc_ok=~active, first_ok=first_ok, transmissions=sent,
+                          rounds=sent.max(dim=1).values, state=None), first.reshape(batch, -1)
 
     # -- receiver
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
@@ -423,7 +573,7 @@ class SeparationMethod(ImageMethod):
         for i in range(bits_hat.shape[0]):
             if not crc_ok[i] and self.config.crc_failure == "fallback":
                 continue
-            hh, ww, payload = parse_stream(bits_hat[i], self.capacity_bits)
+            hh, ww, payload = parse_stream(bits_hat[i], tx_meta.get("capacity_bits", self.capacity_bits))
             payload_bits[i] = 8 * len(payload)
             if (hh, ww) != (h, w) or not payload:  # corrupted header, or a source outage
                 continue
@@ -443,7 +593,8 @@ class SeparationMethod(ImageMethod):
                                "codeword_errors": (~cw_ok).sum(dim=1).cpu(),
                                "transmissions": transmissions,
                                "residual_bler": (~cw_ok).float().mean(dim=1).cpu(),
-                               "goodput": goodput})
+                               "goodput": goodput,
+                               "sinr_eff_db": tx_meta.get("sinr_eff_db")})
 
 
 class IdealSeparationBound(ImageMethod):

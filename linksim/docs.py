@@ -121,6 +121,8 @@ RESULTS_COLUMNS = {
                      "`harq.max_tx`; the image's airtime is the grid's airtime times this",
     "residual_bler": "fraction of the image's codewords whose CRC still fails after the last transmission "
                      "(separation)",
+    "sinr_eff_db": "effective SINR [dB] of the image's first transmission (EESM over its codeword symbols at "
+                   "its MCS; separation with `phy: abstract` or `mcs: olla`; the receiver's report OLLA uses)",
     "goodput": "delivered source payload bits per channel use [bit/symbol] (separation): payload_bits of an "
                "image whose every codeword passed, / (channel_uses x transmissions); 0 if not delivered",
     "capacity_bits": "floor(rho 3HW log2(1 + snr)) error-free bits of the bound (ideal)",

@@ -419,6 +419,23 @@ class DigitalChain(nn.Module):
             ok = torch.ones(batch, self.num_codewords, dtype=torch.bool, device=b.device)
         return b.reshape(batch, self.num_info_bits), ok
 
+    def codeword_sinr(self, bits, realization: ChannelRealization, no, generator: torch.Generator) -> torch.Tensor:
+        """Post-equalisation SINR of the symbols of each codeword, for a PHY abstraction (no decoding).
+
+        Sends ``bits`` over the link like :meth:`transmit` (same draws) but stops after equalisation:
+        ``1 / no_eff`` of each data symbol (unit-power constellation; unbiased equaliser).
+
+        :output sinr: ``[B, num_codewords, n / bps]`` linear (needs ``n`` a multiple of bits per symbol)
+        """
+        if self.n % self.num_bits_per_symbol:
+            raise ValueError(f"codeword_sinr needs n={self.n} to be a multiple of {self.num_bits_per_symbol} bits/symbol")
+        x = self.encode(bits)
+        no = _as_batch(no, x.shape[0], x)
+        out = self.link.transmit(x, realization, no, generator)
+        per_cw = self.n // self.num_bits_per_symbol
+        sinr = 1.0 / out.no_eff.real.clamp_min(torch.finfo(torch.float32).tiny)
+        return sinr[:, : self.num_codewords * per_cw].reshape(x.shape[0], self.num_codewords, per_cw)
+
     def decode_codewords(self, llr: torch.Tensor, rv: list[int] | tuple[int, ...]):
         """HARQ decoding of single codewords: the LLRs of all their transmissions combined.
 
