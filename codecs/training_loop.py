@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 import yaml
 
-__all__ = ["TrainState", "run_loop", "optimizer_step", "save_checkpoint", "resolve_device"]
+__all__ = ["TrainState", "run_loop", "optimizer_step", "ema_update", "save_checkpoint", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,6 +51,18 @@ def optimizer_step(loss: torch.Tensor, opt, sched, params=None, grad_clip: float
     opt.step()
     sched.step()
     return loss.item()
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, max_decay: float, step: int) -> None:
+    """Move ``ema`` towards ``model`` after optimisation step ``step`` (1-based: steps done), with the
+    warm-up decay ``min(max_decay, (1 + step) / (10 + step))``; buffers are copied. A few lines
+    instead of diffusers' EMAModel: the state stays a plain module, checkpointed as such."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(ema.buffers(), model.buffers()):
+            e.copy_(b)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 
 from ..configs import Count, StrictModel, TrainRunConfig, load_config
-from ..diffusion.training import (PriorOptimConfig, SampleConfig, ScheduleConfig, UNetConfig, _ema_update,
+from ..diffusion.training import (PriorOptimConfig, SampleConfig, ScheduleConfig, UNetConfig,
                                   scheduler_config, training_images)
 from ..jscc.adjscc import awgn_channel, parse_cbr
 from ..jscc.training import CropSampler, DataConfig, _plot_loss
-from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
+from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
 from .pixel import EMBEDDED_DDPM_DIR, PixelRefiner, build_conditional_unet, ddim_scheduler
 
 __all__ = ["TrainDiffJSCCConfig", "Stage1Config", "load_diffjscc_train_config", "train_diffjscc", "export_refiner",
@@ -199,7 +199,7 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
                               cfg.optim.grad_clip)
 
     def after_step(done: int) -> None:
-        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        ema_update(ema, unet, cfg.optim.ema_decay, done)
         if cfg.sample.every and done % cfg.sample.every == 0 and done < cfg.steps:
             grid(out / f"samples_{done:07d}.png")
 

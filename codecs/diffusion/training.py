@@ -30,7 +30,7 @@ from ..configs import Count, TrainRunConfig, load_config
 from ..configs import StrictModel as _Strict
 from ..images import rescale as _resize
 from ..jscc.training import CropSampler, DataConfig, _photos, _plot_loss
-from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
+from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
 from .loaders import EMBEDDED_PRIOR_DIR, DiffusersUNet, _betas_from_scheduler_config
 from .prior import Prior
 
@@ -199,15 +199,6 @@ def _save_grid(images: torch.Tensor, path: Path) -> None:
     save_image((images + 1) / 2, path, nrow=max(1, math.isqrt(images.shape[0])), padding=1)
 
 
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    # a few lines instead of diffusers' EMAModel: the state is a plain module, checkpointed as such
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
-        for e, b in zip(ema.buffers(), model.buffers()):
-            e.copy_(b)
-
-
 class PriorTrainResult(BaseModel):
     """What :func:`train_prior` returns (paths under ``output_dir``)."""
 
@@ -303,7 +294,7 @@ def _train(cfg: TrainPriorConfig, output_dir, resume: bool, progress: bool, stop
         return optimizer_step(F.mse_loss(eps.float(), noise), opt, lr_sched, unet.parameters(), cfg.optim.grad_clip)
 
     def after_step(done: int) -> None:
-        _ema_update(ema, unet, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        ema_update(ema, unet, cfg.optim.ema_decay, done)
         if cfg.sample.every and done % cfg.sample.every == 0 and done < cfg.steps:
             grid(out / f"samples_{done:07d}.png")
 

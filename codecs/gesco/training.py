@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..configs import Count, TrainRunConfig, load_config
 from ..configs import StrictModel as _Strict
 from ..jscc.training import _plot_loss
-from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
+from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
 from .model import SemanticUNet, SemanticUNetConfig, clean_up
 from .scenes import NUM_CLASSES, colorize, scene_set
 from .segmenter import EMBEDDED_DIR, Segmenter, SegmenterConfig, save_segmenter
@@ -131,12 +131,6 @@ class _Batches:
         f = flip[:, None, None]
         return (torch.where(f[:, None], x.flip(-1), x), torch.where(f, lab.flip(-1), lab),
                 torch.where(f, inst.flip(-1), inst))
-
-
-def _ema_update(ema, model, decay):
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
 
 
 def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -249,7 +243,7 @@ def _train_gesco(cfg: TrainGescoConfig, output_dir, resume, progress, stop_at):
                               cfg.optim.grad_clip)
 
     def after_step(done: int) -> None:
-        _ema_update(ema, net, min(cfg.optim.ema_decay, (1 + done) / (10 + done)))
+        ema_update(ema, net, cfg.optim.ema_decay, done)
         if cfg.sample_every and done % cfg.sample_every == 0 and done < cfg.steps:
             grid(out / f"samples_{done:07d}.png")
         if done % cfg.checkpoint_every == 0 or done == last:  # the exported weights follow the checkpoints

@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from ..configs import Count, StrictModel, TrainRunConfig, load_config
-from ..diffusion.training import PriorOptimConfig, ScheduleConfig, UNetConfig, _ema_update, training_images
+from ..diffusion.training import PriorOptimConfig, ScheduleConfig, UNetConfig, training_images
 from ..images import psnr
 from ..jscc.training import CropSampler, DataConfig, _plot_loss, eval_images
-from ..training_loop import TrainState, optimizer_step, resolve_device, run_loop
+from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
 from .allocation import allocate
 from .entropy import bits
 from .model import DOWNSAMPLING, LRISC, LRISCConfig, load_lrisc, save_lrisc
@@ -324,7 +324,7 @@ def _diffusion(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
         target = x0 if d.prediction_type == "sample" else noise
         loss = optimizer_step(F.mse_loss(net.eps(x_t, t, cond, snr), target), opt, lr_sched, list(unet.parameters()),
                        d.optim.grad_clip)
-        _ema_update(ema, unet, min(d.optim.ema_decay, (2 + s) / (11 + s)))
+        ema_update(ema, unet, d.optim.ema_decay, s + 1)
         return loss
 
     unet.train()
