@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not EMBEDDED_MODELS["embedded"].is_file(), reaso
 STEPS = 10
 
 
-@pytest.mark.parametrize("model", ["embedded", "embedded_clean"])
+@pytest.mark.parametrize("model", ["embedded", "embedded_clean", "embedded_fds"])
 def test_receiver_uses_its_condition(model):
     if not EMBEDDED_MODELS[model].is_file():
         pytest.skip(f"{model} not shipped")
