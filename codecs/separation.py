@@ -459,8 +459,12 @@ class SeparationMethod(ImageMethod):
         With ``harq``: the whole ACK/NACK loop (:func:`linksim.phy.harq.harq_transmit`): each
         codeword is decoded after each of its transmissions (the ACK needs it), those whose CRC
         fails are sent again, up to ``max_tx``. Transmission 0 uses the generators handed in (so it
-        is the transmission a run without HARQ makes); transmission ``t >= 1`` draws a fresh
-        realisation and noise from generators seeded by ``(seed of the generator handed in, t)``.
+        is the transmission a run without HARQ makes); transmission ``t >= 1`` draws fresh noise from
+        a generator seeded by ``(seed of the generator handed in, t)``. Its channel: a static one
+        is the first round's realisation (block fading over the HARQ process); a time-varying one
+        (moving TDL) is sampled from the round's start, ``t0 + used·airtime + t·feedback_delay_s``
+        (``used``: the earlier rounds' airtime in whole transmissions; the times and airtime come
+        from :func:`~linksim.phy.links.current_transmit_times`).
         ``rx.y`` is then the :class:`~linksim.phy.harq.HarqResult` and ``rx.air`` its airtime.
         """
         meta = dict(tx.meta, payload_bits=tx.payload_bits)
@@ -472,12 +476,28 @@ class SeparationMethod(ImageMethod):
                 llr, state = chain.transmit(tx.x, realization, self.point.no, noise_generator)
             return RxSignal(y=llr, state=state, tx_meta=meta)
         from linksim.phy.harq import harq_transmit
+        from linksim.phy.links import ChannelRealization, current_transmit_times
 
-        def draw(t: int):
+        fb = self.harq.feedback_delay_s if self.harq is not None else 0.0
+        times = current_transmit_times()
+        first: list[ChannelRealization] = []
+
+        def draw(t: int, used: torch.Tensor):
+            # a static channel is block fading over the message's HARQ process: every round sees
+            # the first round's realisation (fresh noise); a moving TDL continues its process and
+            # is sampled when round t starts: after the airtime of the rounds before it and t
+            # feedback waits
             if t == 0:
-                return chain.generate(batch, channel_generator), noise_generator
-            return (chain.generate(batch, _child_generator(channel_generator, "harq-channel", t)),
-                    _child_generator(noise_generator, "harq-noise", t))
+                first.append(chain.generate(batch, channel_generator))
+                return first[0], noise_generator
+            noise = _child_generator(noise_generator, "harq-noise", t)
+            if not chain.time_varying:
+                return first[0], noise
+            if times is None or times.airtime_s is None:
+                raise ValueError("HARQ over a time-varying channel needs the transmit times and airtime "
+                                 "of the messages (linksim.phy.links.transmit_times)")
+            later = times.later([float(u) * times.airtime_s + t * fb for u in used])
+            return chain.generate(batch, _child_generator(channel_generator, "harq-channel", t), later), noise
 
         mode, max_tx = (self.harq.mode, self.harq.max_tx) if self.harq is not None else ("chase", 1)
         with torch.no_grad():
@@ -493,7 +513,6 @@ class SeparationMethod(ImageMethod):
             if self.olla is not None:
                 for i in range(batch):  # in message order (one message per call in the engine)
                     self.olla.report([bool(res.first_ok[i].all())], [float(eff[i])])
-        fb = self.harq.feedback_delay_s if self.harq is not None else 0.0
         air = AirUse(transmissions=res.transmissions.float().mean(dim=1).cpu(),
                      waits_s=(res.rounds - 1).clamp_min(0).float().cpu() * fb)
         return RxSignal(y=res, state=res.state, tx_meta=meta, air=air)
@@ -517,7 +536,7 @@ class SeparationMethod(ImageMethod):
         for t in range(max_tx):
             if not bool(active.any()):
                 break
-            realization, gen = draw(t)
+            realization, gen = draw(t, sent.sum(dim=1).double().cpu() / c)
             sinr = chain.codeword_sinr(bits, realization, self.point.no, gen)
             if t == 0:
                 first = sinr

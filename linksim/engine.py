@@ -347,7 +347,8 @@ def _run_chunk(scenario, job, method, config, op, progress, images, names, side,
         # methods that send side data (GESCO's label maps) get theirs with the images
         kw = {"side": {k: v[idx] for k, v in side.items()}} if getattr(method, "uses_side", False) else {}
         tx = method.encode(images[idx], gen("encode", first.id), **kw)
-        times = TransmitTimes(tuple(m.t_tx_start for m in batch), tuple(processes[m.id // count] for m in batch))
+        times = TransmitTimes(tuple(m.t_tx_start for m in batch), tuple(processes[m.id // count] for m in batch),
+                              air)
         with transmit_times(times):
             rx = method.channel(tx, gen("channel", first.channel_block), gen("noise", first.id))
         return tx, rx

@@ -363,6 +363,11 @@ class DigitalChain(nn.Module):
     def grid(self) -> GridInfo:
         return self.link.grid()
 
+    @property
+    def time_varying(self) -> bool:
+        """True when the link's channel changes with time (a TDL with ``speed > 0``)."""
+        return bool(getattr(self.link, "time_varying", False))
+
     def generate(self, batch_size: int, generator: torch.Generator, times: TransmitTimes | None = None
                  ) -> ChannelRealization:
         return _draw(self.link, batch_size, generator, times)

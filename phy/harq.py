@@ -14,8 +14,10 @@ decodes their combination:
 
 The rate matching and the combining in the circular buffer are Sionna's HARQ-IR support
 (:class:`~linksim.phy.fec.LDPC` ``rv=``); this module adds only the ACK/NACK loop. Transmission
-``t`` draws its own channel realisation and noise through ``draw(t)`` (the caller seeds them per
-transmission index). The loop simulates the whole frame in every round (the link's grid has a fixed
+``t`` draws its channel realisation and noise through ``draw(t, used)`` (the caller seeds them per
+transmission index); ``used`` ``[B]`` is each example's airtime before round ``t`` in units of one
+whole transmission (the fraction of its codewords sent in each earlier round, summed), so that a
+time-varying channel can be sampled when the round starts. The loop simulates the whole frame in every round (the link's grid has a fixed
 size), but a codeword that was already acknowledged contributes nothing from that round on and is
 not counted as sent: the caller charges airtime for the codewords actually resent.
 """
@@ -77,7 +79,8 @@ def harq_transmit(chain: DigitalChain, bits: torch.Tensor, no,
 
     :param chain: an LDPC-coded chain with a CRC per codeword
     :param no: float or ``[B]``, linear ``N0`` (the same in every transmission)
-    :param draw: ``draw(t) -> (realization, noise_generator)`` for transmission ``t`` (0 = first)
+    :param draw: ``draw(t, used) -> (realization, noise_generator)`` for transmission ``t`` (0 = first);
+        ``used`` ``[B]`` float, airtime of the rounds before ``t`` in whole transmissions
     :param mode: ``chase`` | ``ir`` (module notes)
     :param max_tx: transmissions at most (the first included)
     """
@@ -94,7 +97,7 @@ def harq_transmit(chain: DigitalChain, bits: torch.Tensor, no,
     for t, rv in enumerate(rvs_all):
         if not bool(active.any()):
             break
-        realization, noise_gen = draw(t)
+        realization, noise_gen = draw(t, sent.sum(dim=1).double().cpu() / c)
         llr, st = chain.transmit(bits, realization, no, noise_gen, rv=rv)
         state = st if state is None else state
         # an acknowledged codeword is not sent again: nothing of this round reaches its decoder

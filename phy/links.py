@@ -129,10 +129,14 @@ class TransmitTimes:
 
     :param start_s: ``B`` transmission start times [s]
     :param process_seeds: ``B`` seeds of the channel process of each example
+    :param airtime_s: how long one whole transmission of an example occupies the channel [s]
+        (``None``: not known); a retransmission starts after the rounds before it
+        (:meth:`later`)
     """
 
     start_s: tuple[float, ...]
     process_seeds: tuple[int, ...]
+    airtime_s: float | None = None
 
     def __post_init__(self):
         if len(self.start_s) != len(self.process_seeds):
@@ -143,7 +147,14 @@ class TransmitTimes:
         """The examples ``index`` (a sequence of positions), each ``delay_s`` [s] later: what a
         retransmission of some of them sees (same processes, later times)."""
         return TransmitTimes(tuple(self.start_s[i] + delay_s for i in index),
-                             tuple(self.process_seeds[i] for i in index))
+                             tuple(self.process_seeds[i] for i in index), self.airtime_s)
+
+    def later(self, delays_s) -> "TransmitTimes":
+        """Every example ``delays_s[b]`` [s] later on its own process (a retransmission round)."""
+        delays = [float(d) for d in delays_s]
+        if len(delays) != len(self.start_s):
+            raise ValueError(f"one delay per example: got {len(delays)} for {len(self.start_s)} examples")
+        return TransmitTimes(tuple(t + d for t, d in zip(self.start_s, delays)), self.process_seeds, self.airtime_s)
 
     def check(self, batch_size: int) -> "TransmitTimes":
         """Itself, after checking it has one entry per example of a ``batch_size`` batch."""

@@ -5,6 +5,7 @@ definitions (README, linksim.docs.RESULTS_COLUMNS)."""
 import math
 
 import pytest
+import torch
 
 from linksim import api
 from linksim.cli import main
@@ -85,3 +86,51 @@ def test_harq_on_a_jscc_method_is_one_line_exit_2(tmp_path, capsys):
 def test_bad_harq_settings(tmp_path, bad, key):
     with pytest.raises(ScenarioError, match=rf"methods\[0\]\.harq\.{key}"):
         scenario_from_dict(_scenario(tmp_path, [_method("x", harq=bad)]))
+
+
+def _tdl_rounds(tmp_path, monkeypatch, speed):
+    """Every channel draw of a HARQ run over a TDL at -10 dB (each round fails: max_tx rounds),
+    one image at t = 0: ``(rows, [(sample times [T] of the draw, h)])`` in call order."""
+    from linksim.phy.chains import DigitalChain
+
+    seen, generate = [], DigitalChain.generate
+
+    def spy(self, batch_size, generator, times=None):
+        real = generate(self, batch_size, generator, times)
+        seen.append((None if real.times is None else real.times[0].clone(), real.h.clone()))
+        return real
+
+    monkeypatch.setattr(DigitalChain, "generate", spy)
+    raw = _scenario(tmp_path, [_method("ir", harq={"mode": "ir", "max_tx": 3, "feedback_delay_s": FEEDBACK})],
+                    csnr=-10.0)
+    raw["data"] = {"source": "embedded", "size": 32, "limit": 1}
+    raw["channel"] = {"kind": "tdl", "speed": speed, "carrier_frequency": 3.5e9, "subcarriers": 32,
+                      "data_symbols": 8, "cp": 4, "estimator": "perfect"}
+    raw.pop("numerology")
+    rows = api.run(raw, fresh=True, figures=False).rows
+    return rows, seen
+
+
+def test_retransmissions_sample_a_moving_channel_when_their_round_starts(tmp_path, monkeypatch):
+    """Round t of a message sent at t0 starts after t whole transmissions (all codewords fail) and
+    t feedback waits: its channel is the same process sampled from t0 + t (A + feedback) on, A the
+    airtime of one transmission (the row's airtime over its transmissions, the DES's accounting)."""
+    rows, seen = _tdl_rounds(tmp_path, monkeypatch, speed=30.0)
+    (row,) = rows.itertuples()
+    assert row.transmissions == 3 and len(seen) == 3
+    a = row.airtime_s / row.transmissions
+    starts = [float(times[0]) for times, _ in seen]
+    assert starts == pytest.approx([row.t_arrival + t * (a + FEEDBACK) for t in range(3)], abs=1e-12)
+    # within a round the samples advance by the OFDM symbol duration, as in the first round
+    steps = [times.diff() for times, _ in seen]
+    torch.testing.assert_close(steps[2], steps[0])
+    # 30 m/s at 3.5 GHz: f_D = 350 Hz, a round trip of > 3 ms decorrelates the taps
+    h0, h2 = seen[0][1], seen[2][1]
+    assert float((h2 - h0).abs().mean()) > 0.2 * float(h0.abs().mean())
+
+
+def test_retransmissions_over_a_static_channel_see_its_realisation(tmp_path, monkeypatch):
+    """A static TDL is block fading over the HARQ process: one draw, reused by every round."""
+    rows, seen = _tdl_rounds(tmp_path, monkeypatch, speed=0.0)
+    assert rows.transmissions.iloc[0] == 3
+    assert len(seen) == 1 and seen[0][0] is None

@@ -29,7 +29,7 @@ def _run(chain, csnr_db, mode, max_tx, seed, B=30):
     g = torch.Generator().manual_seed(seed)
     bits = torch.randint(0, 2, (B, chain.num_info_bits), generator=g).float()
 
-    def draw(t):
+    def draw(t, used):
         gt = torch.Generator().manual_seed(1000 * seed + t)
         return chain.generate(B, gt), gt
 
@@ -72,3 +72,21 @@ def test_rv_sequences_and_bad_mode():
     assert rv_sequence("ir", 4) == (0, 2, 3, 1) and rv_sequence("chase", 2) == (0, 0)
     with pytest.raises(ValueError, match="harq mode"):
         rv_sequence("hybrid", 2)
+
+
+def test_each_round_is_told_the_airtime_of_the_rounds_before_it(chain):
+    """``draw(t, used)``: example 0 at -10 dB fails every round (all C codewords resent), example 1
+    at 30 dB passes the first: before round t, example 0 has used t whole transmissions and
+    example 1 one."""
+    bits = torch.randint(0, 2, (2, chain.num_info_bits), generator=torch.Generator().manual_seed(0)).float()
+    seen = []
+
+    def draw(t, used):
+        seen.append(used.tolist())
+        g = torch.Generator().manual_seed(t)
+        return chain.generate(2, g), g
+
+    no = torch.tensor([csnr_db_to_no(-10.0), csnr_db_to_no(30.0)])
+    res = harq_transmit(chain, bits, no, draw, "chase", 4)
+    assert seen == [[0.0, 0.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]]
+    assert res.transmissions[0].tolist() == [4] * C and res.transmissions[1].tolist() == [1] * C
