@@ -8,11 +8,15 @@ noise: the bit-true one demaps and runs 20 BP iterations; the abstract one takes
 codeword's symbols, EESM, and Sionna's BLER table (its expected BLER is reported, which has no draw
 noise; ``phy: abstract`` draws the errors from it).
 
-Reported per channel: BLER of both at every point (on AWGN also at the table's own grid points),
-the cliff (the CSNR where the BLER crosses 0.1, log-linear interpolation) of both and its
-difference (target |Δ| <= 0.3 dB), and the speed ratio: wall time of the bit-true receiver /
-wall time of the abstract receiver over the same frames, measured in this run (the link
-simulation, common to both, is timed apart).
+Every CSNR point uses the same frames (bits, channel realisations and unit noise, scaled to the
+point's N0): common random numbers, so the BLER curves are monotone and the cliff is not moved by
+which fades a point happened to draw. Reported per channel: BLER of both at every point (on AWGN
+also at the table's own grid points), the cliff (the CSNR where the BLER crosses 0.1, log-linear
+interpolation) of both and its difference (target |Δ| <= 0.3 dB) with a 95 % bootstrap interval
+over frames (on TDL a frame's codewords share one fade, so frames, not codewords, are the
+independent draws), and the speed ratio: wall time of the bit-true receiver / wall time of the
+abstract receiver over the same frames, measured in this run (the link simulation, common to
+both, is timed apart).
 
     .venv/bin/python benchmarks/phy_abstraction.py [--frames 40] [--threads 1]
 
@@ -56,11 +60,11 @@ def measure(cfg: LinkConfig, mcs: int, csnrs, frames: int, seed: int):
     n = math.ceil(K / (r1024 / 1024) / bps) * bps
     chain = DigitalChain(cfg, bps, K, n, num_codewords=C, crc="CRC24A")
     abstraction = PhyAbstraction()
-    rows, t_bit, t_abs = [], 0.0, 0.0
+    rows, t_bit, t_abs, err_bit, p_abs = [], 0.0, 0.0, [], []
     for csnr in csnrs:
         g = torch.Generator().manual_seed(seed)
         bits = torch.randint(0, 2, (frames, chain.num_info_bits), generator=g).float()
-        real_seed = seed + 1 + round(csnr * 100)
+        real_seed = seed + 1  # the same frames at every point (common random numbers)
         with torch.no_grad():
             realization = chain.generate(frames, torch.Generator().manual_seed(real_seed))
             llr, state = chain.transmit(bits, realization, csnr_db_to_no(csnr), torch.Generator().manual_seed(real_seed))
@@ -74,7 +78,23 @@ def measure(cfg: LinkConfig, mcs: int, csnrs, frames: int, seed: int):
             t_abs += time.perf_counter() - t
         rows.append({"csnr_db": round(csnr, 3), "bler_bit_true": float((~ok).float().mean()),
                      "bler_abstract": float(p.mean()), "codewords": frames * C})
-    return rows, t_bit, t_abs, n
+        err_bit.append((~ok).float().reshape(frames, C).mean(1).numpy())
+        p_abs.append(p.reshape(frames, C).mean(1).numpy())
+    return rows, t_bit, t_abs, n, np.stack(err_bit), np.stack(p_abs)
+
+
+def cliff_interval(xs, err_bit, p_abs, repeats=400, seed=0):
+    """95 % bootstrap interval of cliff(abstract) - cliff(bit-true) over frames: ``err_bit`` and
+    ``p_abs`` are ``[points, frames]`` per-frame BLERs of the same frames at every point."""
+    rng = np.random.default_rng(seed)
+    frames = err_bit.shape[1]
+    diffs = []
+    for _ in range(repeats):
+        idx = rng.integers(0, frames, frames)
+        d = cliff_db(xs, list(p_abs[:, idx].mean(1))) - cliff_db(xs, list(err_bit[:, idx].mean(1)))
+        if not math.isnan(d):
+            diffs.append(d)
+    return (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))) if diffs else (math.nan, math.nan)
 
 
 def main(argv=None):
@@ -91,22 +111,25 @@ def main(argv=None):
         "awgn": (LinkConfig(kind="awgn"), sorted(set(np.round(np.arange(shannon + 0.5, shannon + 3.01, 0.25), 3))
                                                  | {round(x, 3) for x in TABLE_SNR if shannon < x < shannon + 4})),
         "tdl-C": (LinkConfig(kind="tdl", tdl_model="C", delay_spread=100e-9, data_symbols=16),
-                  list(np.round(np.arange(shannon + 1.0, shannon + 12.01, 1.0), 3))),
+                  list(np.round(np.arange(shannon + 1.0, shannon + 12.01, 0.5), 3))),
     }
     out, summary = [], []
     for name, (cfg, csnrs) in channels.items():
         t0 = time.perf_counter()
-        rows, t_bit, t_abs, n = measure(cfg, args.mcs, csnrs, args.frames, args.seed)
+        rows, t_bit, t_abs, n, err_bit, p_abs = measure(cfg, args.mcs, csnrs, args.frames, args.seed)
         xs = [r["csnr_db"] for r in rows]
         c_bit = cliff_db(xs, [r["bler_bit_true"] for r in rows])
         c_abs = cliff_db(xs, [r["bler_abstract"] for r in rows])
+        lo, hi = cliff_interval(xs, err_bit, p_abs)
         summary.append({"channel": name, "n": n, "cliff_bit_true_db": c_bit, "cliff_abstract_db": c_abs,
-                        "cliff_diff_db": c_abs - c_bit, "t_bit_true_s": t_bit, "t_abstract_s": t_abs,
+                        "cliff_diff_db": c_abs - c_bit, "diff_lo": lo, "diff_hi": hi,
+                        "t_bit_true_s": t_bit, "t_abstract_s": t_abs,
                         "speed_ratio": t_bit / t_abs, "wall_s": time.perf_counter() - t0, "rows": rows})
         for r in rows:
             out.append({"channel": name, "mcs": args.mcs, "k": K, "n": n, **r,
                         "table_point": any(abs(r["csnr_db"] - x) < 1e-3 for x in TABLE_SNR) and name == "awgn"})
-        print(f"{name}: cliff bit-true {c_bit:.2f} dB, abstract {c_abs:.2f} dB (diff {c_abs - c_bit:+.2f}); "
+        print(f"{name}: cliff bit-true {c_bit:.2f} dB, abstract {c_abs:.2f} dB (diff {c_abs - c_bit:+.2f}, "
+              f"95 % [{lo:+.2f}, {hi:+.2f}]); "
               f"decode {t_bit:.1f} s vs {t_abs:.3f} s -> speed ratio {t_bit / t_abs:.0f}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "phy_abstraction.csv", "w", newline="") as f:
@@ -120,11 +143,13 @@ def main(argv=None):
              f"{C} codewords per frame, {args.frames} frames per point; the same realisations and noise for both. "
              "Abstract = EESM + Sionna's BLER table (expected BLER). Speed ratio = bit-true decode time / "
              "abstract time over the same frames, this run.", "",
-             "| channel | n | cliff (BLER 0.1) bit-true [dB] | abstract [dB] | difference [dB] | speed ratio |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| channel | n | cliff (BLER 0.1) bit-true [dB] | abstract [dB] | difference [dB] | 95 % interval "
+             "(bootstrap over frames) [dB] | speed ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         lines.append(f"| {s['channel']} | {s['n']} | {s['cliff_bit_true_db']:.2f} | {s['cliff_abstract_db']:.2f} | "
-                     f"{s['cliff_diff_db']:+.2f} | {s['speed_ratio']:.0f}x |")
+                     f"{s['cliff_diff_db']:+.2f} | [{s['diff_lo']:+.2f}, {s['diff_hi']:+.2f}] | "
+                     f"{s['speed_ratio']:.0f}x |")
     for s in summary:
         lines += ["", f"## {s['channel']}", "", "| CSNR [dB] | BLER bit-true | BLER abstract | table point |",
                   "|---:|---:|---:|:---:|"]

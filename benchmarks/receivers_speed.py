@@ -398,6 +398,14 @@ def profile_from_rows(rows: list[dict], name: str, device_text: str, source: str
                  "source": f"receivers_speed.py decode row ({r['date']}): {r['notes']}"}
             if r["receiver"] == "jscc":
                 default.setdefault("s_per_image", e["s_per_image"])
+            if r["receiver"] == "ideal":
+                # the same codec's decode without LDPC: what a separation receiver spends when its
+                # LDPC decoding is in the HARQ loop (or abstracted away); listed before `separation`
+                sep = next((i for i, x in enumerate(entries) if x["kind"] == "separation"), len(entries))
+                entries.insert(sep, dict(e, kind="separation", when={"ldpc_in_service": False},
+                                         source=f"the ideal decode row ({r['date']}): the source decode alone, for "
+                                                "separation with harq or phy: abstract (LDPC decoded in the HARQ "
+                                                "loop or not at all)"))
             entries.append(e)
             continue
         kind = "jscc" if r["receiver"] == "deepjscc" else r["receiver"]

@@ -190,6 +190,16 @@ class SeparationSettings(_CodecSettings, DigitalLinkSettings):
     olla_step_db: float = Field(1.0, gt=0.0)
     phy: Literal["bit_true", "abstract"] = "bit_true"
 
+    @property
+    def ldpc_in_service(self) -> bool:
+        """True when the LDPC decoding is part of the receiver's service time (the timed decode).
+
+        False with ``harq`` (each round is decoded inside the ACK/NACK loop, before its feedback:
+        part of the round trip, ``feedback_delay_s``) and with ``phy: abstract`` (no decoding, a
+        table lookup): the receiver then only decodes the source. Device profiles select their
+        entry with it (``when: {ldpc_in_service: false}``, :mod:`linksim.timing`)."""
+        return self.harq is None and self.phy == "bit_true"
+
     @model_validator(mode="after")
     def _phy_ok(self):
         if self.phy == "abstract" and self.crc_failure == "decode_anyway":

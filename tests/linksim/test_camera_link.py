@@ -39,7 +39,18 @@ def test_tiny_camera_link(tmp_path):
     jscc = next(e for e in prof["entries"] if e["kind"] == "jscc")
     hifi = next(e for e in prof["entries"] if e["kind"] == "hifi_diffcom" and "tdl" in e.get("channels", [])
                 and e.get("when", {}).get("prior") == "embedded")
+    # HEVC+LDPC with HARQ: the receiver's service time is the HEVC decode alone (the profile's entry
+    # for ldpc_in_service false); the rest of its latency is airtime and <= max_tx - 1 feedback waits
+    source = next(e for e in prof["entries"] if e["kind"] == "separation"
+                  and e.get("when", {}).get("ldpc_in_service") is False)
+    (sep,) = [m for m in raw["methods"] if m["kind"] == "separation"]
+    fb, max_tx = sep["harq"]["feedback_delay_s"], sep["harq"]["max_tx"]
     scale = 32 * 32 / 64 ** 2
+    for r in rows:
+        if r["method"] == sep["name"]:
+            assert 1 <= float(r["transmissions"]) <= max_tx and r["mcs"] and r["goodput"] != ""
+            rest = float(r["latency_s"]) - float(r["airtime_s"]) - source["s_per_image"] * scale
+            assert -1e-9 <= rest <= (max_tx - 1) * fb + 1e-9, r
     for r in rows:
         if r["method"] == "deepjscc":
             assert abs(float(r["latency_s"]) - float(r["airtime_s"]) - jscc["s_per_image"] * scale) < 1e-9

@@ -138,6 +138,15 @@ class TestServiceTimeIsTheProfilesPrediction:
         raw = _shipped("cpu-2core")
         assert adm.s_per_nfe == _entry(raw, "hifi_diffcom", prior="ffhq_10m")["s_per_nfe"] and adm.size == 256
         assert emb.s_per_nfe == _entry(raw, "hifi_diffcom", "tdl", prior="embedded")["s_per_nfe"] and emb.size == 64
+        # separation: with harq (or phy: abstract) the LDPC is decoded in the HARQ loop / not at all,
+        # so the receiver's service time is the source decode alone: the `ideal` row's cost
+        from linksim.method_configs import SeparationConfig
+
+        ideal = _entry(raw, "ideal")
+        plain = next(e for e in raw["entries"] if e["kind"] == "separation" and "when" not in e)
+        for kw, want in (({}, plain), ({"harq": {"mode": "ir"}}, ideal), ({"phy": "abstract"}, ideal)):
+            e = p.entry_for("separation", SeparationConfig(name="s", kind="separation", codec="hevc", **kw), "tdl")
+            assert (e.s_per_image, e.batch_exponent) == (want["s_per_image"], want["batch_exponent"]), kw
         pub = _shipped("rtx4090-diffcom")
         assert pub["status"] == "published"
         e = _entry(pub, "hifi_diffcom", prior="ffhq_10m")
