@@ -90,8 +90,12 @@ def main(argv=None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(10, 4.2))
-    ax = fig.add_axes([0.06, 0.14, 0.36, 0.76])
+    import textwrap
+
+    fig = plt.figure(figsize=(11, 4.8))
+    # left: the curves (room below for the two-line ticks and the label); right: sample strips whose
+    # row labels (wrapped to two short lines) sit in the gap between the panels
+    ax = fig.add_axes([0.06, 0.19, 0.34, 0.72])
     for label, _, _ in variants:
         d = df[df.variant == label].sort_values("psnr_key")
         ax.errorbar(d.psnr_key, d.miou, yerr=d.miou_ci95, marker="o", capsize=3, label=label)
@@ -105,11 +109,11 @@ def main(argv=None) -> None:
     n = len(variants) + 2
     for i, (title, imgs) in enumerate([("sent map", colorize(scenes.labels[:4])), ("original", scenes.images[:4])]
                                       + [(f"PSNR 1: {k}", v) for k, v in samples.items()]):
-        a = fig.add_axes([0.47, 0.92 - (i + 1) * 0.86 / n, 0.52, 0.86 / n - 0.01])
+        a = fig.add_axes([0.56, 0.95 - (i + 1) * 0.9 / n, 0.42, 0.9 / n - 0.01])
         a.imshow(torch.cat(list(imgs.clamp(0, 1)), dim=2).permute(1, 2, 0).numpy())
         a.set_xticks([])
         a.set_yticks([])
-        a.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=7)
+        a.set_ylabel("\n".join(textwrap.wrap(title, 22)), rotation=0, ha="right", va="center", fontsize=7)
     fig.savefig(args.out / "gesco_ablation.png", dpi=130)
     print((args.out / "gesco_ablation.md").read_text())
 

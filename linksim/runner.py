@@ -115,6 +115,7 @@ def run_scenario(scenario, output=None, fresh: bool = False, progress=None, on_j
             on_job(job, result, False)
 
     run_jobs(scenario, todo, device, stored, progress, resources=resources)
+    store.sort_rows([(j.method, j.point.key) for j in all_jobs])
     store.write_summary()
     store.write_run_json({
         "name": scenario.name, "device": device, "executor": scenario.executor, "jobs": len(all_jobs),

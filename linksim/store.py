@@ -4,6 +4,8 @@ Files in ``output``:
 
 * ``results.csv`` — one row per image × method × sweep point (image methods) or per method ×
   sweep point (phy studies); the header is fixed at the start of a run (:func:`columns_for`);
+  rows are appended as jobs finish and put in job order when the run ends
+  (:meth:`ResultsStore.sort_rows`), so the file does not depend on the executor;
 * ``points.jsonl`` — one line per *finished* job ``{"method", "point", "seconds", "point_metrics"}``.
   A job's rows are appended to ``results.csv`` and fsynced first, then its line here: a job is
   finished iff its line exists, so a run killed between the two writes loses nothing finished
@@ -420,6 +422,30 @@ class ResultsStore:
         if chunks and list(chunks) != [0]:
             rec["chunks"] = list(chunks)
         append(self.points, json.dumps(rec) + "\n")
+
+    def sort_rows(self, order: list[tuple[str, str]]) -> None:
+        """Rewrite ``results.csv`` with its rows in job order (``order``: the run's ``(method, point
+        key)`` pairs as planned), keeping each job's rows as appended: parallel executors append
+        jobs as they finish, so without this two runs of one scenario differ in row order. A stable
+        sort, one atomic rewrite, and none when the rows are in order already."""
+        if not self.results.exists():
+            return
+        with open(self.results, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = list(reader)
+        if header is None or not {"method", "point"} <= set(header):
+            return
+        im, ip = header.index("method"), header.index("point")
+        rank = {key: i for i, key in enumerate(order)}
+        keyed = [rank.get((r[im], r[ip]), len(rank)) for r in rows]
+        if keyed == sorted(keyed):
+            return
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(r for _, r in sorted(zip(keyed, rows), key=lambda kr: kr[0]))
+        atomic_write_text(self.results, buf.getvalue())
 
     def read(self):
         """``results.csv`` as a pandas DataFrame."""

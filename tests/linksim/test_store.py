@@ -169,3 +169,20 @@ class TestAddingImages:
         run_scenario(scenario_from_dict(with_fid), output=tmp_path / "f")
         with pytest.raises(LinksimError, match=r"set metrics \(fid\) describe all images"):
             run_scenario(scenario_from_dict(dict(with_fid, data=dict(IMAGES["data"], limit=4))), output=tmp_path / "f")
+
+
+def test_rows_are_put_in_job_order_byte_for_byte(tmp_path):
+    """``sort_rows``: jobs appended as they finished (b's point 2 before a's point 1) come out in
+    planned order, each job's rows in their own order, every cell as written (text compared)."""
+    from linksim.store import ResultsStore
+
+    store = ResultsStore.__new__(ResultsStore)
+    store.results = tmp_path / "results.csv"
+    lines = ["method,point,image,psnr", "b,p2,x,1.5", "b,p2,y,\"2,5\"", "a,p1,x,3.25", "a,p2,x,0.1", "b,p1,y,7"]
+    store.results.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    store.sort_rows([("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p2")])
+    want = [lines[0], lines[3], lines[4], lines[5], lines[1], lines[2]]
+    assert store.results.read_bytes() == ("\r\n".join(want) + "\r\n").encode()
+    before = store.results.stat().st_mtime_ns
+    store.sort_rows([("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p2")])  # in order: not rewritten
+    assert store.results.stat().st_mtime_ns == before
