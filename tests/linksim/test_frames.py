@@ -76,6 +76,21 @@ def _psnr(x, y):
     return 10 * np.log10(1.0 / np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
 
 
+def _frame_rows(tmp_path, service_s: float, frames: int, deadline_s: float) -> list[dict]:
+    """Rows of a run of ``frames`` 16x16 frames every 0.1 s through the fake identity method at
+    60 dB, each decode ``service_s`` long (a user's device profile), with ``deadline_s``."""
+    prof = tmp_path / "p.yaml"
+    prof.write_text(yaml.safe_dump({"name": "p", "status": "measured", "device": "test", "source": "test",
+                                    "entries": [{"kind": "fake_image", "size": 16, "s_per_image": service_s}]}))
+    raw = {"name": "fr", "seed": 2, "device": "cpu", "channel": {"kind": "awgn"},
+           "data": {"source": "embedded", "size": 16, "limit": frames}, "sweep": {"csnr_db": [60], "cbr": [1]},
+           "traffic": {"kind": "periodic", "interval_s": 0.1, "deadline_s": deadline_s}, "device_profile": str(prof),
+           "methods": [{"name": "f", "kind": "fake_image"}], "metrics": ["psnr"]}
+    run_scenario(scenario_from_dict(raw), output=tmp_path / "out")
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_engine_columns_follow_the_timeline(fake_methods, tmp_path):
     """Every decode lasts 0.15 s (a user profile), frames come every 0.1 s, deadline 0.2 s: the queue
     grows by 0.05 s per frame, so frame k finishes at ε + 0.15 (k + 1) with latency ε + 0.15 + 0.05 k
@@ -84,16 +99,7 @@ def test_engine_columns_follow_the_timeline(fake_methods, tmp_path):
     original k) computed here."""
     from linksim.data import load_images
 
-    prof = tmp_path / "p.yaml"
-    prof.write_text(yaml.safe_dump({"name": "p", "status": "measured", "device": "test", "source": "test",
-                                    "entries": [{"kind": "fake_image", "size": 16, "s_per_image": 0.15}]}))
-    raw = {"name": "fr", "seed": 2, "device": "cpu", "channel": {"kind": "awgn"},
-           "data": {"source": "embedded", "size": 16, "limit": 5}, "sweep": {"csnr_db": [60], "cbr": [1]},
-           "traffic": {"kind": "periodic", "interval_s": 0.1, "deadline_s": 0.2}, "device_profile": str(prof),
-           "methods": [{"name": "f", "kind": "fake_image"}], "metrics": ["psnr"]}
-    run_scenario(scenario_from_dict(raw), output=tmp_path / "out")
-    with open(tmp_path / "out" / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _frame_rows(tmp_path, 0.15, 5, 0.2)
     eps = 16 * 16 * 3 / 1.0e6
     originals = load_images("embedded", size=16, limit=5).images.numpy()
     for k, r in enumerate(rows):
@@ -117,16 +123,7 @@ def test_before_any_delivery_the_display_is_grey(fake_methods, tmp_path):
     """A deadline no frame meets: every frame's in-time quality is the mid-grey frame's."""
     from linksim.data import load_images
 
-    prof = tmp_path / "p.yaml"
-    prof.write_text(yaml.safe_dump({"name": "p", "status": "measured", "device": "test", "source": "test",
-                                    "entries": [{"kind": "fake_image", "size": 16, "s_per_image": 0.5}]}))
-    raw = {"name": "grey", "seed": 2, "device": "cpu", "channel": {"kind": "awgn"},
-           "data": {"source": "embedded", "size": 16, "limit": 3}, "sweep": {"csnr_db": [60], "cbr": [1]},
-           "traffic": {"kind": "periodic", "interval_s": 0.1, "deadline_s": 0.1}, "device_profile": str(prof),
-           "methods": [{"name": "f", "kind": "fake_image"}], "metrics": ["psnr"]}
-    run_scenario(scenario_from_dict(raw), output=tmp_path / "out")
-    with open(tmp_path / "out" / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _frame_rows(tmp_path, 0.5, 3, 0.1)
     originals = load_images("embedded", size=16, limit=3).images.numpy()
     for k, r in enumerate(rows):
         assert float(r["psnr_in_time"]) == pytest.approx(_psnr(np.full_like(originals[k], 0.5), originals[k]),

@@ -71,6 +71,19 @@ def _calls(log):
     return log.read_text().splitlines() if log.exists() else []
 
 
+def kill_after_points(proc, out, n: int, timeout: float = 90.0) -> None:
+    """SIGKILL ``proc`` (a ``linksim run`` into ``out``) once ``out/points.jsonl`` holds ``n``
+    finished jobs (or after ``timeout`` s), and reap it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pts = out / "points.jsonl"
+        if pts.exists() and pts.read_text().count("\n") >= n:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
 def _resume_and_check(tmp_path, raw, out, log, caplog, torn: str | None, recomputed: int):
     """Resume in-process: one warning for the torn file (if any), ``recomputed`` jobs run again,
     and the same table as an uninterrupted run."""
@@ -129,14 +142,7 @@ def test_kill_from_outside_while_jobs_run(tmp_path, caplog):
     """SIGKILL at an arbitrary instant (after the 2nd finished job): the rerun completes."""
     file, out, log = _files(tmp_path, PHY)
     proc = _cli(file, out, log, wait=False, LINKSIM_TESTPLUGIN_SLEEP="0.4")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        pts = out / "points.jsonl"
-        if pts.exists() and pts.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    kill_after_points(proc, out, 2)
     ran = len(_calls(log))
     assert 2 <= ran < 6
     with pytest.MonkeyPatch.context() as mp:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import signal
-import time
 
 import pytest
 import yaml
@@ -23,7 +22,7 @@ from linksim.scenario import load_scenario, scenario_from_dict
 from linksim.timing import PROFILE_DIR, load_profile
 
 from .plugin_path import install
-from .test_store_crash import _calls, _cli, _files
+from .test_store_crash import _calls, _cli, _files, kill_after_points
 
 
 def _shipped(name: str) -> dict:
@@ -182,14 +181,7 @@ class TestSameSeedSameTable:
         """SIGKILL from outside after the first finished job, resume: the same bytes as one run."""
         file, out, log = _files(tmp_path, PLUG)
         proc = _cli(file, out, log, wait=False, LINKSIM_TESTPLUGIN_SLEEP="0.3")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            pts = out / "points.jsonl"
-            if pts.exists() and pts.read_text().count("\n") >= 1:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        kill_after_points(proc, out, 1)
         assert proc.returncode == -signal.SIGKILL
         assert 1 <= len(_calls(log)) < 6
         run_scenario(load_scenario(file), output=out)  # resumed
