@@ -18,7 +18,8 @@ coherence interval get generators seeded alike, so they see the same channel. ``
 the noise. Every random draw uses one of the generators handed in.
 
 Adding a method: subclass :class:`ImageMethod` (usually with a :class:`Transmitter` and a
-:class:`Receiver`), write its pydantic config (``kind: Literal["my_method"]``, ``name``), add one line
+:class:`Receiver`), write its pydantic config (``kind: Literal["my_method"]``, ``name``; its static
+checks at an operating point, before any work, are the config's ``check_point(point)``), add one line
 to ``linksim.registry.BUILTINS[METHODS]``.
 """
 
@@ -26,53 +27,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import torch
 
+from .point import OperatingPoint
+
 __all__ = ["OperatingPoint", "TxSignal", "RxSignal", "AirUse", "Decoded", "Transmitter", "Receiver", "ImageMethod"]
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """Where a method operates: one sweep point, as seen by the method.
-
-    :param csnr_db: CSNR [dB] per complex data symbol (DESIGN.md §3), or ``None`` when the sweep
-        gives Eb/N0 instead (digital studies)
-    :param cbr: channel bandwidth ratio ``ρ = N / (3·H·W)`` (exact fraction) or ``None``
-    :param link: the :class:`linksim.phy.links.LinkConfig` of this point
-    :param image_shape: ``(H, W)`` of the images, or ``None`` for phy-only studies
-    :param device: torch device string
-    :param seed: the point's seed (already derived from the scenario seed and the point key)
-    :param ebno_db: Eb/N0 [dB] when swept, else ``None``
-    """
-
-    csnr_db: float | None
-    cbr: Fraction | None
-    link: Any
-    image_shape: tuple[int, int] | None = None
-    device: str = "cpu"
-    seed: int = 0
-    ebno_db: float | None = None
-
-    @property
-    def no(self) -> float:
-        """Linear noise variance ``N0 = 10^(-CSNR/10)``."""
-        if self.csnr_db is None:
-            raise ValueError("this operating point has no csnr_db")
-        return 10.0 ** (-self.csnr_db / 10.0)
-
-    @property
-    def num_symbols(self) -> int:
-        """``N = ρ·3·H·W`` complex data symbols per image (exact; ``ValueError`` if not an integer)."""
-        if self.cbr is None or self.image_shape is None:
-            raise ValueError("num_symbols needs both cbr and image_shape")
-        h, w = self.image_shape
-        n = Fraction(self.cbr) * 3 * h * w
-        if n.denominator != 1:
-            raise ValueError(f"cbr {self.cbr} gives {n} symbols for {h}x{w} images, not an integer")
-        return int(n)
 
 
 @dataclass
@@ -193,15 +154,6 @@ class ImageMethod(ABC):
     def __init__(self, config: Any, point: OperatingPoint):
         self.config = config
         self.point = point
-
-    @classmethod
-    def check(cls, config: Any, point: OperatingPoint) -> None:
-        """Static check before any work (e.g. the CBR fits the grid); raise ``ValueError`` if not.
-
-        The default checks that ``point.num_symbols`` is an integer.
-        """
-        if point.cbr is not None and point.image_shape is not None:
-            _ = point.num_symbols
 
     @classmethod
     def run_info(cls, config: Any) -> dict:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from linksim.phy.mapping import MODULATIONS
+from linksim.phy.modulation import MODULATIONS
 
 __all__ = [
     "MCS", "MCS_TABLE", "MCS_MODULATIONS", "BITS_PER_SYMBOL", "CodewordLayout", "codeword_layout", "BlerTable",

@@ -85,18 +85,14 @@ def validate(
 def _set_metric_notes(scn) -> list[str]:
     """Set metrics (FID, KID) requested on fewer samples per point than they need: they will be
     reported unavailable (empty cells, reason in run.json), never a NaN or a meaningless number."""
-    from linksim.configs import has_image_methods
+    from linksim.configs import SET_METRIC_MIN_SAMPLES, has_image_methods
+    from linksim.sources import check_images
 
-    from linksim.metrics import SET_METRICS
-
-    wanted = [m for m in scn.metrics if m in SET_METRICS]
+    wanted = [m for m in scn.metrics if m in SET_METRIC_MIN_SAMPLES]
     if not wanted or scn.data is None or not has_image_methods(scn):
         return []
-    from linksim.data import load_images
-    from linksim.metrics.distribution import FID, KID
-
-    samples = len(load_images(scn.data)) * int(getattr(scn.channel, "draws", 1))
-    need = {"fid": FID.min_samples, "kid": KID.min_samples}
+    samples = check_images(scn.data) * int(getattr(scn.channel, "draws", 1))
+    need = SET_METRIC_MIN_SAMPLES
     return [f"metrics: {m} needs at least {need[m]} images x draws per point, this scenario has {samples}: "
             f"it will be reported unavailable" for m in wanted if samples < need[m]]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
@@ -47,9 +47,17 @@ class _Strict(BaseModel):
 class MethodConfig(_Strict):
     """Base of every method's config model.
 
+    What the engine needs to know of a method *before* building it is declared here, on the config
+    model (torch-free, read by the validator): :attr:`sends_images`, and a method's static checks at
+    one operating point as an optional ``check_point(point)`` (raise ``ValueError`` with one line;
+    the built-in methods' settings define it, :func:`linksim.sweep.check_points` calls it).
+
     :param name: the method's name in results and legends (default: its ``kind``)
     :param kind: the registered method kind
     """
+
+    #: the method transmits images (an image method); ``False``: a phy-only study (one row per point)
+    sends_images: ClassVar[bool] = True
 
     name: str | None = None
     kind: str
@@ -82,7 +90,7 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _camera(self):
-        from linksim.codecs.images import EMBEDDED_PHOTOS
+        from linksim.codecs.image_files import EMBEDDED_PHOTOS
 
         if self.source == "camera" and self.photo not in EMBEDDED_PHOTOS:
             raise KeyProblem("data.photo", f"unknown embedded photo {self.photo!r}; allowed: {', '.join(EMBEDDED_PHOTOS)}")
@@ -158,15 +166,20 @@ def parse_cbr(value: Any) -> Fraction:
     return frac
 
 
+#: the set metrics (one value per method x point, from all its images at once) and the fewest
+#: samples (images x draws) each needs; below that they are reported unavailable
+SET_METRIC_MIN_SAMPLES: dict[str, int] = {"fid": 50, "kid": 10}
+
+
 def metric_names(scenario) -> list[str]:
     """The metrics a run computes: the scenario's ``metrics:`` or :data:`DEFAULT_METRICS`."""
     return list(dict.fromkeys(scenario.metrics)) or list(DEFAULT_METRICS)
 
 
 def sends_images(kind: str) -> bool:
-    """Whether the registered method ``kind`` transmits images (its class's ``sends_images``;
-    a phy study declares ``False``)."""
-    return bool(getattr(METHODS.get(kind), "sends_images", True))
+    """Whether the registered method ``kind`` transmits images (its config model's ``sends_images``;
+    a phy study's declares ``False``)."""
+    return bool(getattr(METHODS.config(kind), "sends_images", True))
 
 
 def has_image_methods(scenario) -> bool:

@@ -40,27 +40,23 @@ the run before any work with :class:`~linksim.errors.DataError` naming the file;
 
 from __future__ import annotations
 
-import functools
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .codecs.images import (EMBEDDED_IMAGES, IMAGE_SUFFIXES, embedded_array, folder_files, read_file,
-                            resize_center_crop, to_tensor)
+from .codecs.images import EMBEDDED_IMAGES, IMAGE_SUFFIXES, embedded_array, resize_center_crop, to_tensor  # noqa: F401
 from .errors import DataError
+# listing, selection and the per-file check are torch-free (the validator's, linksim.sources)
+from .sources import (LABELLED_SOURCES, MIN_SOURCE_SIDE, DataRequest, file_items,  # noqa: F401
+                      labelled_selection, read_checked, select)
 
 __all__ = [
     "ImageSet", "load_images", "resize_center_crop", "EMBEDDED_IMAGES", "IMAGE_SUFFIXES", "MIN_SOURCE_SIDE",
     "LABELLED_SOURCES",
 ]
 
-#: sources with per-pixel labels (+ instances): procedural scenes and the two dataset layouts
-LABELLED_SOURCES = ("scenes", "cityscapes", "coco_stuff")
-#: smallest short side [pixels] of a usable source image
-MIN_SOURCE_SIDE = 8
 
 
 @dataclass
@@ -110,74 +106,32 @@ def load_images(source: Any = "embedded", folder: str | Path | None = None,
     >>> load_images("embedded", size=32, limit=2).images.shape
     torch.Size([2, 3, 32, 32])
     """
-    if not isinstance(source, str):
-        cfg = source
-        source = getattr(cfg, "source", "embedded")
-        folder = getattr(cfg, "folder", folder)
-        size = getattr(cfg, "size", size)
-        limit = getattr(cfg, "limit", limit)
-        on_error = getattr(cfg, "on_error", on_error)
-        names = getattr(cfg, "names", names)
-        seed = getattr(cfg, "seed", 0)
-        camera = (getattr(cfg, "photo", "chelsea"), getattr(cfg, "pan_px", 2))
-    else:
-        seed, camera = 0, ("chelsea", 2)
-    out_h, out_w = _parse_size(size)
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise DataError("data.limit", f"must be a positive integer or null, got {limit!r}")
-    if on_error not in ("raise", "skip"):
-        raise DataError("data.on_error", f"must be 'raise' or 'skip', got {on_error!r}")
-
-    if source in LABELLED_SOURCES:
-        return _load_labelled(source, (out_h, out_w), limit, seed, folder, names)
-    if source == "camera":
-        return _load_camera(*camera, (out_h, out_w), limit, names)
-    if source == "embedded":
-        items = [(n, f"embedded:{n}", functools.partial(embedded_array, n)) for n in EMBEDDED_IMAGES]
-    elif source == "folder":
-        items = [(n, p, functools.partial(read_file, p)) for n, p in _folder_files(folder)]
-    else:
-        raise DataError("data.source", f"must be 'embedded', 'folder', 'camera' or one of {LABELLED_SOURCES}, "
-                        f"got {source!r}")
-    if names is not None:
-        items = _select(items, list(names), source)
+    req = DataRequest.of(source, folder, size, limit, on_error, names)
+    out_h, out_w = req.size
+    if req.source in LABELLED_SOURCES:
+        return _load_labelled(req.source, req.size, req.limit, req.seed, req.folder, req.names)
+    if req.source == "camera":
+        return _load_camera(req.photo, req.pan_px, req.size, req.limit, req.names)
+    items = file_items(req)
+    limit, folder = req.limit, req.folder
 
     images, kept = [], []
     for name, path, read in items:
         if limit is not None and len(kept) >= limit:
             break
-        try:
-            arr = read()
-            if min(arr.shape[:2]) < MIN_SOURCE_SIDE:
-                raise ValueError(f"image is {arr.shape[1]}x{arr.shape[0]} pixels; "
-                                 f"at least {MIN_SOURCE_SIDE} pixels per side are needed")
-        except (OSError, ValueError, SyntaxError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if on_error == "skip":
-                warnings.warn(f"skipping {path}: {msg}", stacklevel=2)
-                continue
-            raise DataError(path, msg) from None
+        arr = read_checked(path, read, req.on_error)
+        if arr is None:
+            continue
         images.append(resize_center_crop(to_tensor(arr), out_h, out_w))
         kept.append(name)
     if not images:
-        raise DataError(folder if source == "folder" else "embedded", "no usable images")
+        raise DataError(folder if req.source == "folder" else "embedded", "no usable images")
     return ImageSet(torch.stack(images), kept)
 
 
 def _load_labelled(source, size, limit, seed, folder, names) -> ImageSet:
-    """Labelled sources (:mod:`linksim.codecs.gesco.labelled`) with their errors as :class:`DataError`."""
-    from .codecs.gesco.labelled import load_labelled
-
-    if source != "scenes" and folder is None:
-        raise DataError("data.folder", f"is required with source: {source}")
-    try:
-        s = load_labelled(source, size, limit if names is None else None, seed, folder)
-    except (FileNotFoundError, ValueError, OSError) as err:
-        raise DataError(str(folder) if folder is not None else "data", str(err).splitlines()[0]) from None
-    keep = list(range(len(s.names)))
-    if names is not None:
-        keep = [item[1] for item in _select([(n, i) for i, n in enumerate(s.names)], list(names), source)]
-        keep = keep[:limit] if limit else keep
+    """Labelled sources (:func:`linksim.sources.labelled_selection`) as an :class:`ImageSet`."""
+    s, keep = labelled_selection(source, size, limit, seed, folder, names)
     return ImageSet(s.images[keep], [s.names[i] for i in keep], s.labels[keep], s.instances[keep])
 
 
@@ -192,43 +146,6 @@ def _load_camera(photo: str, pan_px: int, size: tuple[int, int], limit: int | No
         raise DataError("data.photo", str(err)) from None
     items = [(f"{photo}_f{k:03d}", k) for k in range(frames)]
     if names is not None:
-        items = _select([(n, k, None) for n, k in items], list(names), "camera")
+        items = select([(n, k, None) for n, k in items], list(names), "camera")
     images = torch.stack([strip[:, :, k * pan_px:k * pan_px + w] for _, k, *_ in items]).contiguous()
     return ImageSet(images, [item[0] for item in items])
-
-
-def _select(items: list, names: list[str], source: str) -> list:
-    """``items`` (``(name, path, reader)``) restricted to ``names``, in that order."""
-    by_name = {item[0]: item for item in items}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        have = ", ".join(sorted(by_name)) if source == "embedded" else f"{len(by_name)} files"
-        raise DataError("data.names", f"unknown image name(s) {unknown}; available: {have}")
-    if len(set(names)) != len(names):
-        raise DataError("data.names", f"names repeat: {names}")
-    return [by_name[n] for n in names]
-
-
-# ----------------------------------------------------------------------------- helpers
-def _parse_size(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, bool):
-        raise DataError("data.size", f"must be an int or [H, W], got {size!r}")
-    if isinstance(size, int):
-        hw = (size, size)
-    elif isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size):
-        hw = (int(size[0]), int(size[1]))
-    else:
-        raise DataError("data.size", f"must be an int or [H, W], got {size!r}")
-    if min(hw) < 1:
-        raise DataError("data.size", f"must be positive, got {size!r}")
-    return hw
-
-
-def _folder_files(folder: str | Path | None) -> list[tuple[str, Path]]:
-    """:func:`linksim.codecs.images.folder_files` with its errors as :class:`DataError`."""
-    if folder is None:
-        raise DataError("data.folder", "is required with source: folder")
-    try:
-        return folder_files(folder)
-    except FileNotFoundError as err:
-        raise DataError(err.filename, err.strerror) from None

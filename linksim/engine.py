@@ -4,8 +4,8 @@
 it builds the method from the registry, sends its messages (images, or for phy studies one block of
 Monte-Carlo work) through the discrete-event simulation of :mod:`linksim.des` (DESIGN.md §6),
 evaluates the reconstructions (:class:`RunResources` holds the run's images and metric objects) and
-writes the saved images. What a method is, is declared by its class (``sends_images``,
-``result_columns``, ``extra_columns``, ``uses_side``), read here and nowhere else by class checks.
+writes the saved images. What a method is, is declared by its config model (``sends_images``) and
+its class (``result_columns``, ``extra_columns``, ``uses_side``), read here and nowhere else by class checks.
 The messages' timestamps become results columns (latency, queueing delay, deadline misses).
 """
 
@@ -179,7 +179,7 @@ def run_job(scenario, job, device: str = "cpu", progress: Callable | None = None
     cls = METHODS.get(config.kind)
     op = operating_point(scenario, job.point, device)
     t0 = time.perf_counter()
-    if not getattr(cls, "sends_images", True):
+    if not config.sends_images:
         result = _run_study(scenario, job, cls, config, op, progress)
     else:
         if resources is None:

@@ -1,6 +1,6 @@
 """Scenario config models of the image methods implemented in :mod:`linksim.codecs`.
 
-The settings and the methods live in ``linksim.codecs`` (pure pydantic, usable without the
+The settings live in the torch-free ``settings`` modules of ``linksim.codecs`` (pure pydantic, usable without the
 engine); these classes add the engine's :class:`~linksim.scenario.MethodConfig` (``name``,
 ``kind``) on top, because ``linksim.codecs`` must not import the engine.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from linksim.codecs.diffjscc.method import DiffJSCCSettings
-from linksim.codecs.diffusion.method import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
-from linksim.codecs.gesco.method import GescoSettings
-from linksim.codecs.jscc.method import JSCCSettings
-from linksim.codecs.lrisc.method import LRISCSettings
-from linksim.codecs.separation import IdealBoundSettings, SeparationSettings
+from linksim.codecs.diffjscc.settings import DiffJSCCSettings
+from linksim.codecs.diffusion.settings import BlindDiffComSettings, DiffComSettings, HiFiDiffComSettings
+from linksim.codecs.gesco.settings import GescoSettings
+from linksim.codecs.jscc.settings import JSCCSettings
+from linksim.codecs.lrisc.settings import LRISCSettings
+from linksim.codecs.separation_settings import IdealBoundSettings, SeparationSettings
 from linksim.configs import MethodConfig
 
 __all__ = ["SeparationConfig", "IdealBoundConfig", "JSCCConfig", "DiffComConfig", "HiFiDiffComConfig",

@@ -21,8 +21,9 @@ imported on first use, so ``linksim list`` and ``import linksim.registry`` stay 
 What the engine needs to know of a component is declared by its class and read through this table,
 never found by class checks: a channel's implementation is its :class:`linksim.phy.links.Link`
 class (the chains build it from ``LinkConfig.link``, :meth:`linksim.channels.ChannelConfig.link_config`);
-a method class declares ``sends_images`` (image method or phy study) and, for studies,
-``result_columns``; a metric is a factory ``(device, allow_download) -> Metric``.
+a method's config model declares ``sends_images`` (image method or phy study: a
+:class:`linksim.studies.StudyConfig`) and its static checks (``check_point``), read without
+importing the method; its class declares, for studies, ``result_columns``; a metric is a factory ``(device, allow_download) -> Metric``.
 
 **Adding a built-in component** = one line in :data:`BUILTINS` (plus its file and its tests).
 """

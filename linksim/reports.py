@@ -37,7 +37,7 @@ Saved images (written by the engine with ``save_images: true``)::
     recon/original/<image>.png                       the reference images, once per run
     recon/<method>/<point folder>/<image>.png        folder from linksim.sweep.point_dirname
 
-Rows of phy-only studies (a method kind whose class declares ``sends_images = False``) are not image
+Rows of phy-only studies (a method kind whose config model declares ``sends_images = False``) are not image
 results and are skipped here; the engine draws their BER figure.
 """
 
@@ -131,7 +131,7 @@ def _variants(df: pd.DataFrame) -> pd.Series:
 
 
 def _image_kind(kind) -> bool:
-    """Whether rows of method ``kind`` are image results: what its registered class declares
+    """Whether rows of method ``kind`` are image results: what its registered config model declares
     (``sends_images``); a kind not registered here (a plug-in not installed) is kept."""
     if not isinstance(kind, str) or kind not in METHODS:
         return True

@@ -212,7 +212,7 @@ class Scenario(_Strict):
         if self.receiver_time != "model":
             return
         for i, m in enumerate(self.methods):
-            if m.kind in METHODS and not getattr(METHODS.get(m.kind), "sends_images", True):
+            if not m.sends_images:
                 continue  # phy studies keep their measured seconds; they have no timeline
             for kind in self.sweep.get("channel.kind", [self.channel.kind]):
                 if self.cost_model(m, kind) is None:

@@ -89,11 +89,10 @@ TIMING_COLUMNS = ["nfe", "t_arrival", "t_done", "latency_s", "queue_s", "airtime
 
 def columns_for(scenario) -> list[str]:
     """The ``results.csv`` header of ``scenario``: fixed columns, then sweep axes, then what the methods
-    declare: image methods (``sends_images``) the image columns, the metrics, the timing columns, the
+    declare: image methods (``sends_images`` of their config) the image columns, the metrics, the timing columns, the
     per-frame columns of the traffic (:func:`linksim.frames.frame_columns`) and their ``extra_columns``; other methods (phy studies) their ``result_columns`` and ``seed``."""
-    kinds = [METHODS.get(m.kind) for m in scenario.methods]
-    images = [c for c in kinds if getattr(c, "sends_images", True)]
-    others = [c for c in kinds if not getattr(c, "sends_images", True)]
+    images = [METHODS.get(m.kind) for m in scenario.methods if m.sends_images]
+    others = [METHODS.get(m.kind) for m in scenario.methods if not m.sends_images]
     cols = ["method", "kind", "channel", "point"]
     cols += list(scenario.sweep)
     if images:

@@ -24,9 +24,9 @@ from pydantic import PositiveInt, model_validator
 
 from linksim.configs import MethodConfig
 from linksim.files import atomic_path
-from linksim.phy.mapping import MODULATIONS
+from linksim.phy.modulation import MODULATIONS
 
-__all__ = ["Study", "PhyBerConfig", "PhyBerStudy", "PHY_COLUMNS", "plot_ber"]
+__all__ = ["Study", "StudyConfig", "PhyBerConfig", "PhyBerStudy", "PHY_COLUMNS", "plot_ber"]
 
 
 #: Columns a phy study adds to its row (besides method, kind, channel, point, seed and the axes).
@@ -39,17 +39,15 @@ PHY_COLUMNS = [
 class Study(ABC):
     """A phy-only method: one Monte-Carlo experiment per sweep point, one results row.
 
-    What the engine and the reports know of it is declared here, not found by ``issubclass``:
-    ``sends_images = False`` (no images, no image metrics; the engine runs :meth:`run` once per
-    point) and ``result_columns`` (the columns of its row; the reports draw the BER figure and
-    table for methods that declare ``ber``).
+    What the engine and the reports know of it is declared, not found by ``issubclass``: its config
+    model derives from :class:`StudyConfig` (``sends_images = False``: no images, no image metrics;
+    the engine runs :meth:`run` once per point) and the class declares ``result_columns`` (the
+    columns of its row; the reports draw the BER figure and table for methods that declare ``ber``).
 
     :param config: its validated config
     :param point: :class:`linksim.codecs.base.OperatingPoint`
     """
 
-    #: a study transmits no images (the engine's dispatch reads this, :func:`linksim.configs.sends_images`)
-    sends_images: ClassVar[bool] = False
     #: the columns its row fills (besides method, kind, channel, point, seed and the sweep axes)
     result_columns: ClassVar[tuple[str, ...]] = tuple(PHY_COLUMNS)
 
@@ -57,16 +55,19 @@ class Study(ABC):
         self.config = config
         self.point = point
 
-    @classmethod
-    def check(cls, config: Any, point: Any) -> None:
-        """Static checks before any work; raise ``ValueError`` with a clear message."""
-
     @abstractmethod
     def run(self, generator, progress: Callable[[dict], None] | None = None) -> dict:
         """Run the experiment with ``generator``; return the row's fields."""
 
 
-class PhyBerConfig(MethodConfig):
+class StudyConfig(MethodConfig):
+    """Base of a phy study's config model: it transmits no images (``sends_images = False``; the
+    engine's dispatch reads this, :func:`linksim.configs.sends_images`)."""
+
+    sends_images: ClassVar[bool] = False
+
+
+class PhyBerConfig(StudyConfig):
     """``kind: phy_ber`` — BER/BLER of a digital chain.
 
     :param modulation: ``bpsk`` | ``qpsk`` | ``16qam`` | ``64qam`` | ``256qam`` (Gray, unit energy)
@@ -114,6 +115,18 @@ class PhyBerConfig(MethodConfig):
     def bits_per_symbol(self) -> int:
         return MODULATIONS[self.modulation]
 
+    @property
+    def num_symbols(self) -> int:
+        """Channel uses of one example: the codewords' (or the uncoded block's) bits over the modulation."""
+        bits = self.codewords * (self.n if self.coding == "ldpc" else self.block_bits)
+        return -(-bits // self.bits_per_symbol)
+
+    def check_point(self, point: Any) -> None:
+        """An Eb/N0 or CSNR axis, and one example's symbols fit the channel's grid."""
+        if point.csnr_db is None and point.ebno_db is None:
+            raise ValueError("phy_ber needs an ebno_db or csnr_db sweep axis")
+        point.grid_info(self.num_symbols)
+
 
 class PhyBerStudy(Study):
     """``phy_ber``: Monte-Carlo BER/BLER of :class:`linksim.phy.chains.DigitalChain` at one point."""
@@ -121,20 +134,7 @@ class PhyBerStudy(Study):
     config: PhyBerConfig
 
     def num_symbols(self) -> int:
-        return self._num_symbols(self.config)
-
-    @staticmethod
-    def _num_symbols(config: PhyBerConfig) -> int:
-        bits = config.codewords * (config.n if config.coding == "ldpc" else config.block_bits)
-        return -(-bits // config.bits_per_symbol)
-
-    @classmethod
-    def check(cls, config: PhyBerConfig, point: Any) -> None:
-        if point.csnr_db is None and point.ebno_db is None:
-            raise ValueError("phy_ber needs an ebno_db or csnr_db sweep axis")
-        from linksim.phy.chains import grid_info
-
-        grid_info(point.link, cls._num_symbols(config))
+        return self.config.num_symbols
 
     def _chain(self):
         from linksim.phy.chains import DigitalChain

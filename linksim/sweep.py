@@ -29,14 +29,15 @@ import itertools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote, unquote
 
 from pydantic import ValidationError
 
+from linksim.codecs.point import OperatingPoint
 from linksim.configs import KeyProblem, has_image_methods, sends_images
 from linksim.errors import DataError
-from linksim.registry import CHANNELS, METHODS
+from linksim.registry import CHANNELS
 
 __all__ = ["SweepPoint", "Job", "expand", "jobs", "point_seed", "draw_seed", "sub_seed", "check_points",
            "operating_point", "format_value", "DRAW_NEUTRAL_KEYS", "safe_name", "point_dirname",
@@ -240,7 +241,8 @@ def check_points(scenario) -> None:
     """Check every method at every point before any work (called by scenario validation).
 
     Image methods: ``N = ρ·3·H·W`` must be an integer and fit the channel's grid
-    (:func:`linksim.phy.chains.grid_info`); then each method's own ``check``.
+    (:meth:`linksim.channels.ChannelConfig.grid_info`); then the config model's own ``check_point(point)``
+    (torch-free for the built-in methods: ``linksim validate`` imports no torch).
 
     :raises linksim.configs.KeyProblem: with the key path of the offending value
     """
@@ -248,12 +250,12 @@ def check_points(scenario) -> None:
     cbrs = scenario.sweep.get("cbr", [])
     _check_data(scenario)
     for i, m in enumerate(scenario.methods):
-        cls = METHODS.get(m.kind)
         is_study = not sends_images(m.kind)
         if not is_study and scenario.data is None:
             raise KeyProblem(f"methods[{i}].kind", f"method kind {m.kind!r} transmits images and needs a data: section")
         if not is_study and "cbr" not in scenario.sweep and not getattr(m, "cbr", None):
             raise KeyProblem("sweep.cbr", f"method {m.name!r} transmits images: sweep a cbr axis")
+        check = getattr(m, "check_point", None)  # the config model's own static checks, if it has any
         for p in points:
             op = operating_point(scenario, p)
             if not is_study and p.cbr is not None:
@@ -266,23 +268,21 @@ def check_points(scenario) -> None:
                         f"CBR {p.cbr} gives N = {n} symbols for {h}x{w} images; N = cbr·3·H·W must be an integer",
                     )
                 try:
-                    from linksim.phy.chains import grid_info
-
-                    grid_info(p.channel.link_config(), int(n))
+                    p.channel.grid_info(int(n))
                 except ValueError as err:
                     raise KeyProblem(
                         f"sweep.cbr[{j}]", f"CBR {p.cbr} (N = {n}) does not fit the {p.channel.kind} grid: {err}"
                     ) from None
+            if check is None:
+                continue
             try:
-                cls.check(m, op)
+                check(op)
             except ValueError as err:
                 raise KeyProblem(f"methods[{i}]", f"{m.name} at point '{p.key}': {err}") from None
 
 
 def operating_point(scenario, point, device: str = "cpu"):
-    """The :class:`linksim.codecs.base.OperatingPoint` of ``point`` (what a method sees)."""
-    from linksim.codecs.base import OperatingPoint
-
+    """The :class:`linksim.codecs.point.OperatingPoint` of ``point`` (what a method sees)."""
     return OperatingPoint(
         csnr_db=point.csnr_db,
         cbr=point.cbr,
@@ -291,6 +291,7 @@ def operating_point(scenario, point, device: str = "cpu"):
         device=device,
         seed=point.seed,
         ebno_db=point.ebno_db,
+        layout=point.channel.grid_info,
     )
 
 
@@ -299,10 +300,10 @@ def _check_data(scenario) -> None:
     before any work, not mid-run); only for scenarios with image methods."""
     if scenario.data is None or not has_image_methods(scenario):
         return
-    from linksim.data import load_images
+    from linksim.sources import check_images
 
     try:
-        load_images(scenario.data)
+        check_images(scenario.data)
     except DataError as err:
         key = "data.folder" if scenario.data.source == "folder" else "data.names"
         raise KeyProblem(key, str(err)) from None

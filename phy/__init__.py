@@ -4,27 +4,23 @@ Entry points: :class:`AnalogChain` (continuous symbols, JSCC) and :class:`Digita
 (bits, CRC + 5G LDPC + QAM), both around a :class:`~linksim.phy.links.Link` built by
 :func:`build_link` from a :class:`LinkConfig`. Conventions (CSNR, Eb/N0, unit power per image)
 are in :mod:`linksim.phy.conventions`.
+
+The names below are imported on first use (``lazy_loader``): importing a torch-free module of the
+package (:mod:`linksim.phy.grid`, :mod:`linksim.phy.modulation`, :mod:`linksim.phy.validation`)
+then does not import torch and Sionna, which keeps ``linksim validate`` light.
 """
 
-from .ber import BerResult, simulate_ber
-from .chains import AnalogChain, ChannelState, DigitalChain, DigitalRx, build_link, grid_info
-from .channels import FlatLink, awgn, rayleigh_block_fading
-from .conventions import (
-    csnr_db_to_ebno_db,
-    csnr_db_to_no,
-    ebno_db_to_csnr_db,
-    ebnodb_to_no,
-    no_to_csnr_db,
-)
-from .fec import CRC, LDPC
-from .impairments import RandomInterleaver, clip_amplitude
-from .links import ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput
-from .mapping import MODULATIONS, QAMDemapper, QAMMapper, bits_per_symbol
+import lazy_loader
 
-__all__ = [
-    "AnalogChain", "BerResult", "CRC", "ChannelRealization", "ChannelState", "DigitalChain",
-    "DigitalRx", "FlatLink", "GridError", "GridInfo", "LDPC", "Link", "LinkConfig", "LinkOutput",
-    "MODULATIONS", "QAMDemapper", "QAMMapper", "RandomInterleaver", "awgn", "bits_per_symbol",
-    "build_link", "clip_amplitude", "csnr_db_to_ebno_db", "csnr_db_to_no", "ebno_db_to_csnr_db",
-    "ebnodb_to_no", "grid_info", "no_to_csnr_db", "rayleigh_block_fading", "simulate_ber",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "ber": ["BerResult", "simulate_ber"],
+    "chains": ["AnalogChain", "ChannelState", "DigitalChain", "DigitalRx", "build_link", "grid_info"],
+    "channels": ["FlatLink", "awgn", "rayleigh_block_fading"],
+    "conventions": ["csnr_db_to_ebno_db", "csnr_db_to_no", "ebno_db_to_csnr_db", "ebnodb_to_no", "no_to_csnr_db"],
+    "fec": ["CRC", "LDPC"],
+    "impairments": ["RandomInterleaver", "clip_amplitude"],
+    "grid": ["GridError", "GridInfo", "LinkConfig"],
+    "links": ["ChannelRealization", "Link", "LinkOutput"],
+    "modulation": ["MODULATIONS", "bits_per_symbol"],
+    "mapping": ["QAMDemapper", "QAMMapper"],
+})

@@ -12,7 +12,7 @@
   NACK rate converges to the target ``t``.
 
 MCS indices are those of 3GPP TS 38.214 Table 5.1.3.1-1 (``table 1``: QPSK .. 64-QAM), category
-PDSCH (its BLER tables cover indices 3..28). :data:`NR_TABLE1` lists ``index -> (bits per symbol,
+PDSCH (its BLER tables cover indices 3..28). :data:`~linksim.phy.modulation.NR_TABLE1` lists ``index -> (bits per symbol,
 rate x 1024)``. Indices 0..2 (rates below 1/5) are absent: Sionna's 5G LDPC rate matching needs
 ``r >= 1/5`` and has no tables for them.
 """
@@ -24,48 +24,12 @@ from functools import lru_cache
 
 import torch
 
+from .modulation import NR_TABLE1, nr_mcs_index
+
 __all__ = ["NR_TABLE1", "MCS_TABLE_INDEX", "MCS_CATEGORY", "nr_mcs_index", "PhyAbstraction", "OuterLoop"]
 
 #: 38.214 MCS table and category of the BLER tables used (1 = table 5.1.3.1-1; category 1 = PDSCH)
 MCS_TABLE_INDEX, MCS_CATEGORY = 1, 1
-
-
-@lru_cache(maxsize=1)
-def _nr_table1() -> dict[int, tuple[int, int]]:
-    from sionna.phy.nr.utils import MCSDecoderNR  # noqa: PLC0415 - Sionna, imported when first needed
-
-    idx = torch.arange(29, dtype=torch.int32)
-    ones = torch.ones(29, dtype=torch.int32)
-    mod, rate = MCSDecoderNR(device="cpu")(idx, ones * MCS_TABLE_INDEX, ones * MCS_CATEGORY)
-    return {int(i): (int(m), round(float(r) * 1024)) for i, m, r in zip(idx, mod, rate) if float(r) >= 0.2}
-
-
-class _Table1:
-    """``index -> (bits per symbol, rate x 1024)`` of 38.214 table 1 (rate >= 1/5), read from Sionna."""
-
-    def __getitem__(self, i):
-        return _nr_table1()[i]
-
-    def __iter__(self):
-        return iter(_nr_table1())
-
-    def items(self):
-        return _nr_table1().items()
-
-    def __len__(self):
-        return len(_nr_table1())
-
-
-NR_TABLE1 = _Table1()
-
-
-def nr_mcs_index(bits_per_symbol: int, rate1024: int) -> int | None:
-    """The 38.214 table-1 index of (modulation, rate x 1024), or ``None`` if the table has no such entry.
-
-    >>> nr_mcs_index(4, 490), nr_mcs_index(2, 205)
-    (13, None)
-    """
-    return next((i for i, v in NR_TABLE1.items() if v == (bits_per_symbol, rate1024)), None)
 
 
 @lru_cache(maxsize=2)

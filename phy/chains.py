@@ -13,6 +13,7 @@ power normalisation and interleaving (analog) or coding and modulation (digital)
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass, field
 
@@ -46,6 +47,9 @@ def link_class(cfg: LinkConfig | str) -> type[Link]:
     'FlatLink'
     """
     if isinstance(cfg, LinkConfig) and cfg.link is not None:
+        if isinstance(cfg.link, str):  # "package.module:Class" (the registry's reference, imported here)
+            module, _, name = cfg.link.partition(":")
+            return getattr(importlib.import_module(module), name)
         return cfg.link
     kind = cfg.kind if isinstance(cfg, LinkConfig) else cfg
     classes = _package_links()

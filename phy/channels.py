@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, instantaneous_noise
+from .grid import flat_grid
+from .links import ChannelRealization, Link, LinkConfig, LinkOutput, instantaneous_noise
 from .validation import check_one_of
 
 __all__ = ["complex_normal", "awgn", "rayleigh_block_fading", "FlatLink"]
@@ -121,12 +122,8 @@ class FlatLink(Link):
         self.precision = precision
         self.cdtype = torch.complex64 if precision == "single" else torch.complex128
 
-    @staticmethod
-    def grid_info(cfg: LinkConfig, num_symbols: int) -> GridInfo:
-        """Flat links put every symbol on the air as is: no pilots, no cyclic prefix."""
-        if num_symbols < 1:
-            raise ValueError(f"num_symbols must be positive; got {num_symbols}")
-        return GridInfo(num_data=int(num_symbols))
+    #: the flat layout (:func:`linksim.phy.grid.flat_grid`; torch-free, the validator uses it too)
+    grid_info = staticmethod(flat_grid)
 
     def generate(self, batch_size: int, generator: torch.Generator, times=None) -> ChannelRealization:
         """``h`` ``[B, N]`` complex: ones for AWGN, ``CN(0, 1)`` blocks for Rayleigh (static: ``times``

@@ -12,27 +12,9 @@ import torch
 from sionna.phy.mapping import Demapper, Mapper
 from torch import nn
 
+from .modulation import MODULATIONS, bits_per_symbol
+
 __all__ = ["MODULATIONS", "bits_per_symbol", "QAMMapper", "QAMDemapper"]
-
-#: modulation name -> bits per complex symbol
-MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
-
-
-def bits_per_symbol(modulation: str | int) -> int:
-    """Bits per symbol of a modulation name (``bpsk, qpsk, 16qam, 64qam, 256qam``) or a count.
-
-    >>> bits_per_symbol("16qam")
-    4
-    """
-    if isinstance(modulation, int) and not isinstance(modulation, bool):
-        if modulation not in MODULATIONS.values():
-            raise ValueError(f"bits per symbol must be one of {sorted(MODULATIONS.values())}; got {modulation}")
-        return modulation
-    key = str(modulation).lower().replace("-", "")
-    if key not in MODULATIONS:
-        raise ValueError(f"modulation must be one of {tuple(MODULATIONS)}; got {modulation!r}")
-    return MODULATIONS[key]
-
 
 def _constellation_args(num_bits_per_symbol: int) -> tuple[str, int]:
     # Sionna's "qam" needs an even number of bits; BPSK is its 1-bit "pam" (real ±1).

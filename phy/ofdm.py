@@ -53,9 +53,10 @@ from sionna.phy.ofdm import OFDMDemodulator, OFDMModulator, PilotPattern, Resour
 
 from .channels import complex_normal
 from .equalization import equalize
+from .grid import ofdm_grid
 from .estimation import build_estimator
 from .impairments import clip_amplitude
-from .links import (ChannelRealization, GridError, GridInfo, Link, LinkConfig, LinkOutput, TransmitTimes,
+from .links import (ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, TransmitTimes,
                     current_transmit_times, instantaneous_noise)
 from .multipath import ExpDecayPDP, TDLProfile, frequency_covariance, frequency_response, frequency_response_series
 from .validation import check_one_of
@@ -166,37 +167,8 @@ class OFDMLink(Link):
                                          precision=precision, device=dev) if p > 0 else None
 
     # ---------------------------------------------------------------- grid arithmetic
-    @staticmethod
-    def grid_info(cfg: LinkConfig, num_symbols: int) -> GridInfo:
-        """Layout of ``num_symbols`` data symbols on OFDM frames; raises :class:`GridError`.
-
-        ``subcarriers = cfg.subcarriers`` or ``N / data_symbols`` (one frame); frames
-        ``F = N / (subcarriers · data_symbols)``; pilots ``F · pilot_symbols · subcarriers`` REs;
-        cyclic prefix ``F · (data_symbols + pilot_symbols) · cp`` samples.
-        """
-        n, d, p = int(num_symbols), int(cfg.data_symbols), int(cfg.pilot_symbols)
-        if n < 1 or d < 1 or p < 0:
-            raise GridError(f"need N >= 1, data_symbols >= 1 and pilot_symbols >= 0; got N={n}, "
-                            f"data_symbols={d}, pilot_symbols={p}")
-        if cfg.subcarriers is None:
-            if n % d:
-                raise GridError(f"N={n} data symbols are not a multiple of data_symbols={d}, so no "
-                                f"subcarrier count fits; choose N as a multiple of {d} or set subcarriers")
-            m = n // d
-        else:
-            m = int(cfg.subcarriers)
-            if m < 1:
-                raise GridError(f"subcarriers must be >= 1; got {m}")
-            if n % (d * m):
-                lo = max(1, n // (d * m)) * d * m
-                raise GridError(f"N={n} data symbols do not fill whole frames of {d} x {m} = {d * m} REs; "
-                                f"choose N as a multiple of {d * m} (e.g. {lo} or {lo + d * m})")
-        if cfg.cp > m:
-            raise GridError(f"cyclic prefix cp={cfg.cp} is longer than the FFT size {m}")
-        f = n // (d * m)
-        return GridInfo(num_data=n, num_frames=f, subcarriers=m, data_symbols=d, pilot_symbols=p,
-                        pilot_res=f * p * m, cp_samples=f * (d + p) * int(cfg.cp))
-
+    #: the OFDM layout (:func:`linksim.phy.grid.ofdm_grid`; torch-free, the validator uses it too)
+    grid_info = staticmethod(ofdm_grid)
     grid_for = grid_info
 
     def grid(self) -> GridInfo:

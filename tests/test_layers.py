@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("weights", ("linksim.errors", "linksim.weights")),  # below codecs: codecs resolve their files here
     ("codecs", ("linksim.codecs",)),
     ("L0 base", ("linksim.registry", "linksim.configs", "linksim.channels", "linksim.des",
-                 "linksim.files", "linksim.summary", "linksim.metrics", "linksim.data",
+                 "linksim.files", "linksim.summary", "linksim.metrics", "linksim.data", "linksim.sources",
                  "linksim.method_configs", "linksim.timing", "linksim.frames")),
     ("L1 planning", ("linksim.sweep",)),
     ("L2 schema", ("linksim.scenario", "linksim.studies")),

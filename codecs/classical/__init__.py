@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import lazy_loader
+
 from .base import HEADER_BITS, DecodeResult, SourceCodec, decode_batch, encode_batch, image_hash
-from .budget import FitResult, SizeCache, bit_budget, fit_quality, ideal_budget
 from .hevc import HEVCCodec
 from .pillow_codecs import JPEG2000Codec, JPEGCodec, WebPCodec
 from .vvc import VVCCodec
@@ -37,6 +38,16 @@ def get_codec(name: str, **opts) -> SourceCodec:
         return cls(**opts)
     except TypeError as exc:
         raise ValueError(f"codec {name!r}: {exc}") from None
+
+
+# the budget fitting (torch) is imported on first use, so that the codec table and the codecs
+# themselves load without torch (the validator builds a scenario's codec to check its options)
+_lazy_getattr, _, _ = lazy_loader.attach(__name__, submod_attrs={
+    "budget": ["FitResult", "SizeCache", "bit_budget", "fit_quality", "ideal_budget"]})
+
+
+def __getattr__(name: str):
+    return _lazy_getattr(name)
 
 
 __all__ = [

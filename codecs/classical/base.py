@@ -23,10 +23,12 @@ from __future__ import annotations
 import abc
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: Bits of the side header each payload is assumed to travel with: width and height, 16 bits
 #: each (images up to 65535 x 65535). Decoders need nothing else: the chroma format, bit depth
@@ -144,6 +146,10 @@ class SourceCodec(abc.ABC):
 # ---------------------------------------------------------------------- helpers
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """``[3, H, W]`` float tensor in [0, 1] -> ``[H, W, 3]`` uint8 (round to nearest)."""
+    # torch is imported where a tensor is converted, not with the module: building a codec (the
+    # validator checks a scenario's codec options that way, `linksim validate`) stays torch-free
+    import torch
+
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image must be a torch.Tensor [3, H, W], got {type(image).__name__}")
     if image.ndim != 3 or image.shape[0] != 3:
@@ -156,6 +162,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 def from_uint8(arr: np.ndarray) -> torch.Tensor:
     """``[H, W, 3]`` uint8 -> ``[3, H, W]`` float32 in [0, 1]."""
+    import torch  # here, not with the module: see to_uint8
+
     return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float().div_(255)
 
 

@@ -17,54 +17,15 @@ equalisation (the paper's CSI; on AWGN the nominal CSNR).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..base import Decoded, OperatingPoint, RxSignal
-from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
+from ..jscc.method import JSCCMethod, load_jscc
 from .colorfix import wavelet_color_fix
-from .pixel import EMBEDDED_DDPM_DIR
+# settings and static checks are torch-free (the validator's); re-exported for the method's users
+from .settings import DiffJSCCSettings, refiner_dir  # noqa: F401
 
 __all__ = ["DiffJSCCSettings", "DiffJSCCMethod", "refiner_snr_db"]
-
-
-class DiffJSCCSettings(BaseModel):
-    """Settings of ``kind: diffjscc`` (strict).
-
-    :param jscc: stage-1 JSCC (see the module docstring); default ``embedded_resnet``
-    :param backbone: ``embedded`` (pixel-space conditional DDPM, CPU-sized, shipped) or ``sd21``
-        (Stable Diffusion 2.1-base + the DiffJSCC control network; weights supplied by the user)
-    :param refiner: ``embedded`` backbone: ``embedded`` or a directory written by
-        :func:`linksim.codecs.diffjscc.training.export_run`
-    :param num_steps: reverse steps (= NFE); default 50 DDIM steps (embedded) / 100 spaced DDPM
-        steps (sd21, the paper's)
-    :param eta: DDIM stochasticity of the embedded backbone (0: deterministic given the initial noise)
-    :param color_fix: wavelet colour fix against the stage-1 output (the paper's; ``false`` shows the raw sample)
-    :param guidance_scale: sd21: step size of the latent-MSE guidance towards the stage-1 latent (0: off, the default)
-    :param sd_path: sd21: the SD 2.1-base diffusers folder (``unet/``, ``vae/``, ``text_encoder/``,
-        ``tokenizer/``, ``scheduler/``); default ``$LINKSIM_WEIGHTS/stable-diffusion-2-1-base``
-    :param control: sd21: the DiffJSCC control-network checkpoint (published layout, or ours)
-    :param caption: sd21: ``none`` (the empty prompt; run.json states it) or a captioner directory
-        (a transformers BLIP-2 model; needs the ``text`` extra)
-    :param use_no_eff: the refiner (and stage 1) get the effective SNR after equalisation
-    """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    jscc: str = "embedded_resnet"
-    backbone: Literal["embedded", "sd21"] = "embedded"
-    refiner: str = "embedded"
-    num_steps: int | None = Field(None, ge=1)
-    eta: float = Field(0.0, ge=0, le=1)
-    color_fix: bool = True
-    guidance_scale: float = Field(0.0, ge=0)
-    sd_path: str | None = None
-    control: str | None = None
-    caption: str = "none"
-    use_no_eff: bool = True
 
 
 def refiner_snr_db(csnr_db: float, no_eff: torch.Tensor | None, batch: int, device) -> torch.Tensor:
@@ -72,10 +33,6 @@ def refiner_snr_db(csnr_db: float, no_eff: torch.Tensor | None, batch: int, devi
     if no_eff is not None:
         return -10.0 * torch.log10(no_eff.float().reshape(batch, -1).mean(dim=1).clamp_min(1e-12))
     return torch.full((batch,), float(csnr_db), device=device)
-
-
-def _refiner_dir(spec: str) -> Path:
-    return EMBEDDED_DDPM_DIR if spec == "embedded" else Path(spec).expanduser()
 
 
 class DiffJSCCMethod(JSCCMethod):
@@ -102,7 +59,7 @@ class DiffJSCCMethod(JSCCMethod):
         if c.backbone == "embedded":
             from .pixel import load_pixel_refiner
 
-            return load_pixel_refiner(_refiner_dir(c.refiner), self.point.device)
+            return load_pixel_refiner(refiner_dir(c.refiner), self.point.device)
         from .sd import load_sd_refiner
 
         return load_sd_refiner(c.sd_path, c.control, caption=c.caption, device=self.point.device,
@@ -115,23 +72,6 @@ class DiffJSCCMethod(JSCCMethod):
     @staticmethod
     def _steps(config) -> int:
         return config.num_steps or (50 if config.backbone == "embedded" else 100)
-
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        """As ``jscc`` for the stage-1 model (the CBR must be one it serves), then the refiner's files."""
-        check_jscc_point(config.jscc, point, "diffjscc")
-        if config.backbone == "embedded":
-            d = _refiner_dir(config.refiner)
-            for name in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"):
-                if not (d / name).is_file():
-                    raise ValueError(f"DiffJSCC refiner file missing: {d / name}")
-        else:
-            from .sd import missing_sd_files
-
-            missing = missing_sd_files(config.sd_path, config.control, config.caption)
-            if missing:
-                raise ValueError("backbone sd21 unavailable: missing " + ", ".join(str(p) for p in missing)
-                                 + " (see `linksim weights`; nothing is downloaded)")
 
     @classmethod
     def run_info(cls, config) -> dict:

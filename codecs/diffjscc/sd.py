@@ -42,29 +42,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from linksim.weights import KNOWN, project_weights_dir
-
 from .pixel import SNR_SCALE
+# the SD file layout and its check are torch-free (the validator's); re-exported here
+from .settings import default_control_path, default_sd_path, missing_sd_files  # noqa: F401
 
 __all__ = ["SNR_EMBED_DIM", "DiffJSCCControl", "SDRefiner", "default_sd_path", "default_control_path",
            "missing_sd_files", "load_sd_refiner", "save_control", "load_control", "save_empty_prompt"]
 
 #: width of the sinusoidal SNR features fed to the projection MLP
 SNR_EMBED_DIM = 256
-_SD_FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-             "vae/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
-
-
-def default_sd_path() -> Path:
-    """``$LINKSIM_WEIGHTS/stable-diffusion-2-1-base`` (the diffusers folder of SD 2.1-base)."""
-    return project_weights_dir() / KNOWN["sd21_unet"].filename.split("/")[0]
-
-
-def default_control_path() -> Path:
-    """``$LINKSIM_WEIGHTS/diffjscc_control.safetensors`` (a control network in our layout)."""
-    return project_weights_dir() / KNOWN["diffjscc_control"].filename
-
-
 def snr_features(snr_db: torch.Tensor, dim: int = SNR_EMBED_DIM) -> torch.Tensor:
     """``[B]`` SNR [dB] -> ``[B, dim]`` sinusoidal features of ``SNR_SCALE·snr`` (diffusers' timestep embedding)."""
     from diffusers.models.embeddings import get_timestep_embedding
@@ -178,23 +164,6 @@ class SDRefiner(nn.Module):
                 out = (z - a.sqrt() * z0) / (1 - a).sqrt()
             z = sch.step(out, t, z, generator=generator).prev_sample
         return self.decode_latent(z)
-
-
-def missing_sd_files(sd_path: str | None, control: str | None, caption: str = "none") -> list[Path]:
-    """Files the sd21 backbone needs that do not exist (empty list: all there)."""
-    import importlib.util
-
-    sd = Path(sd_path).expanduser() if sd_path else default_sd_path()
-    missing = [sd / f for f in _SD_FILES if not (sd / f).is_file()]
-    text_ok = importlib.util.find_spec("transformers") is not None and (sd / "text_encoder/config.json").is_file()
-    if not text_ok and not (sd / "empty_prompt.safetensors").is_file():
-        missing.append(sd / "empty_prompt.safetensors")  # or text_encoder/ + tokenizer/ with transformers
-    if caption != "none" and not Path(caption).expanduser().is_dir():
-        missing.append(Path(caption))
-    ctrl = Path(control).expanduser() if control else default_control_path()
-    if not ctrl.is_file():
-        missing.append(ctrl)
-    return missing
 
 
 def save_control(control: DiffJSCCControl, path: str | Path) -> None:

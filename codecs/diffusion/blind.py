@@ -36,6 +36,7 @@ import torch
 
 from .sampler import DiffusionReceiver, MeasurementContext
 from .schedules import posterior_coefficients
+from .settings import SUCCESS_NMSE  # the tap-NMSE success threshold (torch-free: the settings' default)
 
 __all__ = ["SUCCESS_NMSE", "taps_frequency_matrix", "BlindContext", "BlindDiffCom"]
 
@@ -48,10 +49,6 @@ class BlindContext(MeasurementContext):
     link: Any = None
     fmat: Any = None
     sub: Any = None
-
-#: a run "succeeds" when its tap NMSE is below this (−10 dB); ``channel_success`` per image
-SUCCESS_NMSE = 0.1
-
 
 def taps_frequency_matrix(num_subcarriers: int, paths: int, dtype=torch.complex64, device="cpu") -> torch.Tensor:
     """``[M, L]`` matrix ``F[k, l] = exp(−j2π (k − M//2) l / M)``: ``H = F @ h`` for taps ``h [L]``.

@@ -23,15 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from linksim.weights import KNOWN, project_weights_dir, verify_shipped
+from linksim.weights import project_weights_dir, verify_shipped
 
 from .adm_unet import ADMUNet
 from .prior import Prior
+from .settings import EMBEDDED_PRIOR_DIR, PRIOR_SOURCES  # noqa: F401 (torch-free; re-exported)
 
-#: The project's own prior for ``prior: embedded``: a diffusers directory (``UNet2DModel`` +
-#: scheduler config) written by :func:`linksim.codecs.diffusion.training.export_run`. Nothing is
-#: shipped there until a real (GPU) training run exists.
-EMBEDDED_PRIOR_DIR = Path(__file__).parent / "embedded" / "ddpm"
 from .schedules import cosine_betas, linear_betas
 
 __all__ = ["PRIOR_CONFIGS", "PRIOR_SOURCES", "load_prior", "load_adm_prior", "load_diffusers_prior"]
@@ -56,12 +53,6 @@ PRIOR_CONFIGS: dict[str, dict[str, Any]] = {
     "imagenet256_uncond": dict(
         _ADM_COMMON, model_channels=256, num_res_blocks=2, attention_resolutions="8,16,32"
     ),
-}
-
-#: Where each published checkpoint comes from: its file name and URL in the one weights table
-#: (:data:`linksim.weights.KNOWN`; never fetched here).
-PRIOR_SOURCES: dict[str, dict[str, str]] = {
-    name: dict(filename=KNOWN[name].filename, url=KNOWN[name].url) for name in PRIOR_CONFIGS
 }
 
 # File stems that identify a published config when no config is given.

@@ -8,21 +8,17 @@ Kinds ``diffcom``, ``hifi_diffcom`` and ``blind_diffcom`` share the transmitter 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from linksim.phy.multipath import pdp
 
 from ..base import Decoded, OperatingPoint, RxSignal
-from ..jscc.method import JSCCMethod, check_jscc_point, load_jscc
-from .blind import SUCCESS_NMSE, BlindDiffCom
+from ..jscc.method import JSCCMethod, load_jscc
+from .blind import BlindDiffCom
 from .diffcom import DiffCom
 from .hifi import HiFiDiffCom
-from .loaders import EMBEDDED_PRIOR_DIR
+# settings and static checks are torch-free (the validator's); re-exported for the method's users
+from .settings import BlindDiffComSettings, DiffComSettings, EMBEDDED_PRIOR_DIR, HiFiDiffComSettings  # noqa: F401
 
 __all__ = ["EMBEDDED_PRIOR", "load_prior", "DiffComSettings", "HiFiDiffComSettings", "BlindDiffComSettings",
            "DiffComMethod", "HiFiDiffComMethod", "BlindDiffComMethod"]
@@ -46,75 +42,6 @@ def load_prior(spec: str, device: str | torch.device = "cpu"):
     from .loaders import load_prior as _load
 
     return _load(str(EMBEDDED_PRIOR) if spec == "embedded" else spec, device)
-
-
-def _check_prior(spec: str) -> None:
-    """``ValueError`` (one line) unless the prior ``spec`` names an existing file or directory."""
-    from linksim.weights import project_weights_dir
-
-    from .loaders import PRIOR_SOURCES
-
-    if spec == "embedded":
-        if not EMBEDDED_PRIOR.is_dir():
-            raise ValueError(f"no embedded diffusion prior: {EMBEDDED_PRIOR} does not exist")
-    elif spec in PRIOR_SOURCES:
-        # the directory loaders.load_prior looks in for published names
-        path = project_weights_dir() / PRIOR_SOURCES[spec]["filename"]
-        if not path.is_file():
-            raise ValueError(f"prior {spec!r}: {path} does not exist (download it from {PRIOR_SOURCES[spec]['url']})")
-    elif not Path(spec).expanduser().exists():
-        raise ValueError(f"prior {spec!r} is neither 'embedded', a known name ({', '.join(PRIOR_SOURCES)}) "
-                         f"nor an existing file or directory")
-
-
-class DiffComSettings(BaseModel):
-    """Settings of ``kind: diffcom`` (strict).
-
-    :param jscc: ADJSCC weights, as ``kind: jscc``'s ``model`` (``embedded`` = per CBR), or the name of
-        a ``kind: jscc`` method of the same scenario (its ``model`` is used)
-    :param prior: ``embedded``, a checkpoint path or a model name (:func:`load_prior`)
-    :param num_steps: strided reverse steps (``None`` = all ``T``)
-    :param zeta: ζ, weight of ``‖y − A(x̂0)‖₂``
-    :param lr: guidance step size
-    :param autocast: run the prior in reduced precision
-    :param measurement: ``received`` (default, the reference: ζ‖Y_data − Ĥ⊙X(x̂0)‖ on the
-        un-equalised received data samples) or ``equalised`` (linksim variant: residual of the
-        equalised symbols, each weighted by the MMSE bias ``1/(1 + no_eff)``)
-    """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    jscc: str = "embedded"
-    prior: str = "embedded"
-    num_steps: int | None = None
-    zeta: float = 1.0
-    lr: float = 1.0
-    autocast: bool = False
-    measurement: Literal["received", "equalised"] = "received"
-
-
-class HiFiDiffComSettings(DiffComSettings):
-    """``kind: hifi_diffcom``: adds γ, κ, ``start_scale`` (the paper's N: start at
-    ``int(t_start·N)``, then every step to 0) and ``step_scale`` (linksim's speed option: the
-    fraction of those ``t_start'+1`` steps actually taken, strided); both combine."""
-
-    zeta: float = 0.25
-    gamma: float = 0.25
-    kappa: float = 5.0
-    start_scale: float = Field(1.0, gt=0)
-    step_scale: float = Field(1.0, gt=0, le=1)
-
-
-class BlindDiffComSettings(DiffComSettings):
-    """``kind: blind_diffcom``: ``lr`` is the initial ``lr_x`` (-> 0), ``lr_h`` the taps' (-> 0);
-    the received data REs are used as they are (no estimate, no equaliser, no pilots), so
-    ``measurement`` can only be ``received``. ``pilot_aided: true`` (not the paper's method) adds
-    the known pilot REs; ``success_nmse`` is the tap-NMSE threshold of ``channel_success``."""
-
-    lr_h: float = 0.2
-    measurement: Literal["received"] = "received"
-    pilot_aided: bool = False
-    success_nmse: float = Field(SUCCESS_NMSE, gt=0)
 
 
 class DiffComMethod(JSCCMethod):
@@ -142,12 +69,6 @@ class DiffComMethod(JSCCMethod):
         return DiffCom(self.prior, self.model, p.csnr_db, p.image_shape, num_steps=c.num_steps, zeta=c.zeta,
                        lr=c.lr, autocast=c.autocast, measurement=c.measurement)
 
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        """As ``jscc`` (CBR = C/96, sides multiple of 4, grid fits) with ``config.jscc`` weights."""
-        check_jscc_point(config.jscc, point, config.kind)
-        _check_prior(config.prior)
-
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
         return self.receiver.decode(rx, rx.state, generator)
 
@@ -169,12 +90,6 @@ class BlindDiffComMethod(DiffComMethod):
 
     extra_columns = ("channel_nmse", "channel_success", "pilot_aided")
     needs_channel_estimate = False
-
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        super().check(config, point)
-        if point.link.kind != "ofdm":
-            raise ValueError(f"blind_diffcom needs an OFDM channel with sample-spaced taps (ofdm); got {point.link.kind}")
 
     def build_receiver(self):
         c, p = self.config, self.point

@@ -52,7 +52,7 @@ def paper_miou(scenes: SceneSet, psnr_key: int, model: str = "embedded", fds: bo
     h, w = scenes.images.shape[-2:]
     cfg = GescoSettings(transmit="paper", model=model, fds=fds, num_steps=num_steps, guidance=guidance)
     point = OperatingPoint(csnr_db=float(psnr_key), cbr=None, link=LinkConfig(), image_shape=(h, w), seed=seed)
-    GescoMethod.check(cfg, point)
+    cfg.check_point(point)
     m = GescoMethod(cfg, point)
     lab = scenes.labels if labels is None else labels
     inst = scenes.instances if labels is None else lab

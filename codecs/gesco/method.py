@@ -39,55 +39,24 @@ import json
 import math
 import zlib
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-
 from linksim.weights import verify_shipped
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
-from ..separation import DigitalLinkSettings, SeparationMethod, pack_stream, parse_stream
+from ..separation import SeparationMethod, pack_stream, parse_stream
 from .model import SemanticUNet, SemanticUNetConfig, clean_up
 from .sampler import GescoSampler
-from .segmenter import EMBEDDED_DIR
-from .semantic import PAPER_SIGMA, condition, paper_channel, present_classes
+from .semantic import condition, paper_channel, present_classes
+# settings and static checks are torch-free (the validator's); re-exported for the method's users
+from .settings import EMBEDDED_MODELS, PAPER_SIGMA, GescoSettings  # noqa: F401
 
 __all__ = ["GescoSettings", "GescoMethod", "load_gesco", "EMBEDDED_MODELS", "analog_layout", "pool_factor"]
 
-#: ``model:`` names of the shipped weights
-EMBEDDED_MODELS = {"embedded": EMBEDDED_DIR / "gesco_noisy.safetensors",
-                   "embedded_clean": EMBEDDED_DIR / "gesco_clean.safetensors",
-                   "embedded_fds": EMBEDDED_DIR / "gesco_fds.safetensors"}
 _CRC = "CRC24A"
 _CACHE: dict[str, SemanticUNet] = {}
-
-
-class GescoSettings(DigitalLinkSettings):
-    """Settings of ``kind: gesco`` (the digital-link keys apply to ``transmit: digital``).
-
-    :param transmit: ``analog`` | ``digital`` | ``paper`` (module notes)
-    :param model: ``embedded`` (noisy training), ``embedded_clean`` (clean training, ablation),
-        ``embedded_fds`` (noisy training with FDS inside training, ablation) or a ``.safetensors``
-        file written by ``linksim train gesco`` (its ``.json`` beside it)
-    :param fds: apply the FDS block to received maps (analog, paper)
-    :param guidance: classifier-free guidance scale ``s`` (paper: 2 on Cityscapes)
-    :param num_steps: DDIM steps (NFE = 2 per step: the doubled CFG batch)
-    :param eta: DDIM stochasticity (0 deterministic, 1 DDPM-like)
-    :param side_repeat: analog: real ±1 values per class of the present-class mask
-    """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    transmit: Literal["analog", "digital", "paper"] = "analog"
-    model: str = "embedded"
-    fds: bool = True
-    guidance: float = 2.0
-    num_steps: PositiveInt = 25
-    eta: float = Field(0.0, ge=0, le=1)
-    side_repeat: PositiveInt = 4
 
 
 def load_gesco(model: str = "embedded", device: str | torch.device = "cpu") -> SemanticUNet:
@@ -162,34 +131,6 @@ class GescoMethod(ImageMethod):
                                       num_codewords=self.layout.num_codewords, crc=_CRC, device=point.device,
                                       num_iter=config.ldpc_iterations, num_symbols=self.budget)
             self.capacity_bits = self.chain.num_info_bits
-
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        """Weights exist; sizes divisible by the UNet's levels; analog/digital need CSNR + CBR (+ grid);
-        paper needs a csnr_db that is one of the paper's "PSNR" keys."""
-        super().check(config, point)
-        path = EMBEDDED_MODELS.get(config.model, Path(config.model).expanduser())
-        if not path.is_file():
-            raise ValueError(f"GESCO weights {path} do not exist")
-        if point.image_shape is None:
-            raise ValueError("gesco needs a data: section with labels (data.source: scenes | cityscapes | coco_stuff)")
-        h, w = point.image_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"the SPADE UNet downsamples by 4: image size {h}x{w} must be a multiple of 4")
-        if point.csnr_db is None:
-            raise ValueError("gesco needs a csnr_db sweep axis")
-        if config.transmit == "paper":
-            if float(point.csnr_db) not in {float(k) for k in PAPER_SIGMA}:
-                raise ValueError(f"transmit: paper reads csnr_db as the paper's PSNR key; "
-                                 f"{point.csnr_db} is not one of {sorted(PAPER_SIGMA)}")
-            return
-        if point.cbr is None:
-            raise ValueError(f"transmit: {config.transmit} needs a cbr sweep axis")
-        from linksim.phy.chains import grid_info
-
-        if config.transmit == "digital":
-            SeparationMethod.plan(config, point)
-        grid_info(point.link, point.num_symbols)
 
     def grid(self):
         from linksim.phy.chains import grid_info

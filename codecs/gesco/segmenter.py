@@ -23,10 +23,10 @@ from torch import nn
 from linksim.weights import verify_shipped
 
 from ..configs import StrictModel
+from .settings import EMBEDDED_DIR  # the weights folder (torch-free)
 
 __all__ = ["per_image_iou", "SegmenterConfig", "Segmenter", "EMBEDDED_DIR", "EMBEDDED_SEGMENTER", "load_segmenter", "save_segmenter"]
 
-EMBEDDED_DIR = Path(__file__).parent / "embedded"
 EMBEDDED_SEGMENTER = EMBEDDED_DIR / "segmenter.safetensors"
 
 

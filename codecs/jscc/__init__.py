@@ -1,7 +1,13 @@
 """Neural joint source-channel coding: ADJSCC (attention DeepJSCC), its training, the embedded
-weights trained by the project and a loader for the public ADJSCC checkpoints."""
+weights trained by the project and a loader for the public ADJSCC checkpoints.
 
-from .adjscc import ADJSCC, ADJSCCConfig, awgn_channel, load_embedded, save_model
-from .checkpoint import load_model
+The names below are imported on first use (``lazy_loader``), so that the torch-free
+:mod:`.settings` (read by the scenario validator) loads without torch.
+"""
 
-__all__ = ["ADJSCC", "ADJSCCConfig", "awgn_channel", "load_embedded", "load_model", "save_model"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "adjscc": ["ADJSCC", "ADJSCCConfig", "awgn_channel", "load_embedded", "save_model"],
+    "checkpoint": ["load_model", "load_jscc"],
+})

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +30,8 @@ from torch.nn import functional as F
 from linksim.weights import verify_shipped
 
 from .layers import GDN, AFModule
+# the CBR arithmetic and the weight paths are torch-free (the validator uses them); re-exported here
+from .geometry import EMBEDDED_DIR, embedded_path, latent_channels, parse_cbr  # noqa: F401
 
 __all__ = [
     "ADJSCCConfig", "ADJSCC", "ADJSCCEncoder", "ADJSCCDecoder", "awgn_channel", "parse_cbr",
@@ -38,16 +39,6 @@ __all__ = [
 ]
 
 DOWNSAMPLING = 4  # two stride-2 convolutions
-
-
-def parse_cbr(cbr) -> Fraction:
-    """A CBR given as float, ``Fraction`` or ``"a/b"`` string, as an exact fraction."""
-    if isinstance(cbr, str):
-        try:
-            return Fraction(cbr.strip())
-        except ValueError as err:
-            raise ValueError(f"cbr must be a number or an 'a/b' string; got {cbr!r}") from err
-    return Fraction(cbr).limit_denominator(100000)
 
 
 @dataclass(frozen=True)
@@ -187,11 +178,7 @@ class ADJSCC(nn.Module):
     @classmethod
     def channels_for_cbr(cls, cbr) -> int:
         """Latent channels ``C = 96 * cbr`` for a CBR (float, Fraction or ``"a/b"``)."""
-        per = 6 * cls.downsampling**2  # CBR = C / per
-        c = parse_cbr(cbr) * per
-        if c.denominator != 1 or c < 1:
-            raise ValueError(f"{cls.__name__} realises CBRs k/{per} (k = 1, 2, ...); got {cbr} (C would be {float(c):g})")
-        return int(c)
+        return latent_channels(cbr, cls.downsampling, cls.__name__)
 
     # ---- transmitter ---------------------------------------------------------------------------
     def latent(self, images: torch.Tensor, csnr_db) -> torch.Tensor:
@@ -302,7 +289,6 @@ def awgn_channel(generator: torch.Generator | None = None) -> Callable:
 
 
 # ---- weights I/O -------------------------------------------------------------------------------
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 
 
 def save_model(model: ADJSCC, weights_path: str | Path, dtype: torch.dtype = torch.float32, extra: dict | None = None) -> None:
@@ -337,11 +323,6 @@ def load_native(weights_path: str | Path, model_cls: type | None = None, config_
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
-
-
-def embedded_path(cbr) -> Path:
-    """Path of the embedded weights for a CBR: ``embedded/adjscc_c{C}.safetensors``."""
-    return EMBEDDED_DIR / f"adjscc_c{ADJSCC.channels_for_cbr(cbr)}.safetensors"
 
 
 def load_embedded(cbr, device: str | torch.device = "cpu") -> ADJSCC:

@@ -33,11 +33,12 @@ from torch import nn
 
 from .adjscc import ADJSCC, load_native
 from .layers import GDN, AFModule
+from .geometry import EMBEDDED_DIR, embedded_resnet_path  # noqa: F401 (re-exported)
 
 __all__ = ["ResNetJSCCConfig", "ResNetJSCC", "ResBlock", "ResBlockDown", "ResBlockUp", "EMBEDDED_RESNET_DIR",
            "embedded_resnet_path", "load_embedded_resnet"]
 
-EMBEDDED_RESNET_DIR = Path(__file__).resolve().parent / "embedded"
+EMBEDDED_RESNET_DIR = EMBEDDED_DIR
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,6 @@ class ResNetJSCC(ADJSCC):
         self.config = config if config is not None else ResNetJSCCConfig(**kwargs)
         self.encoder = ResNetEncoder(self.config.channels, self.config.filters)
         self.decoder = ResNetDecoder(self.config.channels, self.config.filters)
-
-
-def embedded_resnet_path(cbr) -> Path:
-    """Path of the project's ResNet JSCC for a CBR: ``embedded/resnet_c{C}.safetensors``."""
-    return EMBEDDED_RESNET_DIR / f"resnet_c{ResNetJSCC.channels_for_cbr(cbr)}.safetensors"
 
 
 def load_embedded_resnet(cbr, device: str | torch.device = "cpu") -> ResNetJSCC:

@@ -24,39 +24,22 @@ import math
 
 import torch
 
+from .settings import LengthTable as Lengths
+from .settings import side_bits, side_symbols  # noqa: F401 (torch-free; re-exported)
+
 __all__ = ["LengthTable", "quantize_lengths", "fit_beta", "calibrate_beta", "side_bits", "side_symbols",
            "allocate"]
 
 
-class LengthTable:
-    """The allowed group lengths (complex symbols), strictly increasing, starting at ``>= 0``.
+class LengthTable(Lengths):
+    """:class:`linksim.codecs.lrisc.settings.LengthTable` (torch-free) with the lengths as a tensor.
 
-    :param lengths: e.g. ``(0, 4, 8, 12, 16, 24, 32, 48)``
-
-    >>> LengthTable((0, 4, 8)).bits_per_group
-    2
+    >>> LengthTable((0, 4, 8)).tensor().tolist()
+    [0.0, 4.0, 8.0]
     """
-
-    def __init__(self, lengths):
-        vals = [int(v) for v in lengths]
-        if len(vals) < 2 or vals[0] < 0 or any(b <= a for a, b in zip(vals, vals[1:])):
-            raise ValueError(f"length table must be >= 2 strictly increasing non-negative integers; got {list(lengths)}")
-        self.lengths = tuple(vals)
-
-    @property
-    def max(self) -> int:
-        return self.lengths[-1]
-
-    @property
-    def bits_per_group(self) -> int:
-        """``⌈log2 L⌉`` bits to send one group's length index."""
-        return max(1, math.ceil(math.log2(len(self.lengths))))
 
     def tensor(self, device=None) -> torch.Tensor:
         return torch.tensor(self.lengths, dtype=torch.float32, device=device)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
 
 
 def quantize_lengths(target: torch.Tensor, table: LengthTable) -> torch.Tensor:
@@ -113,20 +96,6 @@ def calibrate_beta(pool: torch.Tensor, budget_per_group: float, table: LengthTab
         mean = float(_totals(pool, torch.tensor([mid], dtype=torch.float64), table)) / pool.shape[1]
         lo, hi = (mid, hi) if mean <= budget_per_group else (lo, mid)
     return lo
-
-
-def side_bits(num_groups: int, table: LengthTable) -> int:
-    """Side-information bits per image: ``G · ⌈log2 L⌉``."""
-    return num_groups * table.bits_per_group
-
-
-def side_symbols(num_groups: int, table: LengthTable, bits_per_symbol: float) -> int:
-    """Channel uses of the side information: ``⌈G·⌈log2 L⌉ / bits_per_symbol⌉``.
-
-    :param bits_per_symbol: information bits per channel use of the digital side channel (1.0 =
-        QPSK with a rate-1/2 code)
-    """
-    return math.ceil(side_bits(num_groups, table) / bits_per_symbol)
 
 
 def allocate(info: torch.Tensor, table: LengthTable, mode: str, data_budget: int,

@@ -26,58 +26,17 @@ interact with the data). ``overhead`` and airtime follow that frame.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
-from .allocation import allocate, calibrate_beta, side_bits, side_symbols
+from .allocation import allocate, calibrate_beta, side_bits
 from .model import DOWNSAMPLING
+# settings, weight paths and the static plan are torch-free (the validator's); re-exported here
+from .settings import (EMBEDDED_DECODER, EMBEDDED_DIR, EMBEDDED_WEIGHTS, LRISCSettings,  # noqa: F401
+                       decoder_dir, lrisc_plan, weights_path)
 
 __all__ = ["LRISCSettings", "LRISCMethod", "EMBEDDED_DIR", "EMBEDDED_WEIGHTS", "EMBEDDED_DECODER", "load_model"]
-
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
-EMBEDDED_WEIGHTS = EMBEDDED_DIR / "lrisc.safetensors"
-EMBEDDED_DECODER = EMBEDDED_DIR / "ddpm"
-
-
-class LRISCSettings(BaseModel):
-    """Settings of ``kind: lrisc`` (strict).
-
-    :param model: ``embedded`` or an ``.safetensors`` file written by the LRISC training (``.json`` beside it)
-    :param decoder: ``diffusion`` (the latent-conditioned DDIM decoder, the paper's) or
-        ``synthesis`` (the plain synthesis transform ``g_s``: isolates the diffusion's contribution)
-    :param diffusion: ``embedded`` or a directory written by stage 3 of the training
-    :param length: ``adaptive`` (one calibrated β: the mean over images meets the budget) or
-        ``fixed_total`` (per-image β: no image exceeds the budget)
-    :param num_steps: DDIM steps of the diffusion decoder (= NFE)
-    :param eta: DDIM stochasticity (0: deterministic given the initial noise)
-    :param side_bits_per_symbol: information bits per channel use of the digital side channel
-    :param use_no_eff: the JSCC decoder (and the diffusion's SNR embedding) get the effective SNR
-        after equalisation, ``-10·log10(mean no_eff)`` over the sent symbols; identical on AWGN
-    """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model: str = "embedded"
-    decoder: Literal["diffusion", "synthesis"] = "diffusion"
-    diffusion: str = "embedded"
-    length: Literal["adaptive", "fixed_total"] = "adaptive"
-    num_steps: int = Field(20, ge=1)
-    eta: float = Field(0.0, ge=0, le=1)
-    side_bits_per_symbol: float = Field(1.0, gt=0)
-    use_no_eff: bool = True
-
-
-def _weights_path(spec: str) -> Path:
-    return EMBEDDED_WEIGHTS if spec == "embedded" else Path(spec).expanduser()
-
-
-def _decoder_dir(spec: str) -> Path:
-    return EMBEDDED_DECODER if spec == "embedded" else Path(spec).expanduser()
-
 
 @functools.lru_cache(maxsize=4)
 def load_model(path: str, device: str = "cpu"):
@@ -114,7 +73,7 @@ class LRISCMethod(ImageMethod):
         super().__init__(config, point)
         from linksim.phy.chains import AnalogChain
 
-        self.model = model if model is not None else load_model(str(_weights_path(config.model)), point.device)
+        self.model = model if model is not None else load_model(str(weights_path(config.model)), point.device)
         h, w = point.image_shape
         self.layout = self.plan(self.model, config, point)
         self.num_groups, self.side, self.data_budget = self.layout
@@ -129,41 +88,10 @@ class LRISCMethod(ImageMethod):
         self.chain = AnalogChain(point.link, self.num_chain, device=point.device)
         self.decoder = None
         if config.decoder == "diffusion":
-            self.decoder = _load_decoder(str(_decoder_dir(config.diffusion)), point.device)
+            self.decoder = _load_decoder(str(decoder_dir(config.diffusion)), point.device)
 
-    @staticmethod
-    def plan(model, config, point: OperatingPoint) -> tuple[int, int, int]:
-        """``(G, N_side, N − N_side)``; ``ValueError`` when the budget cannot carry the side information."""
-        h, w = point.image_shape
-        g = model.num_groups(h, w)
-        side = side_symbols(g, model.table, config.side_bits_per_symbol)
-        n = point.num_symbols
-        if n - side < 1:
-            raise ValueError(f"CBR {point.cbr} gives {n} channel uses per {h}x{w} image, not more than the side "
-                             f"information's {side} ({side_bits(g, model.table)} bits at {config.side_bits_per_symbol:g} "
-                             f"bits per channel use); raise the CBR or side_bits_per_symbol")
-        return g, side, n - side
-
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        """Weights exist, CSNR + CBR + image shape given, sides fit the groups, the budget carries the
-        side information, and the frame fits the OFDM grid."""
-        if point.csnr_db is None or point.cbr is None or point.image_shape is None:
-            raise ValueError("lrisc needs csnr_db and cbr sweep axes and a data: section")
-        super().check(config, point)
-        path = _weights_path(config.model)
-        if not path.is_file() or not path.with_suffix(".json").is_file():
-            raise ValueError(f"LRISC weights {path} (+ .json) do not exist")
-        if config.decoder == "diffusion":
-            d = _decoder_dir(config.diffusion)
-            for name in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json", "training.json"):
-                if not (d / name).is_file():
-                    raise ValueError(f"LRISC diffusion decoder file missing: {d / name}")
-        model = load_model(str(path), "cpu")
-        g, _, _ = cls.plan(model, config, point)
-        from linksim.phy.chains import grid_info
-
-        grid_info(point.link, g * model.table.max)
+    #: ``(G, N_side, N − N_side)`` at a point (:func:`linksim.codecs.lrisc.settings.lrisc_plan`)
+    plan = staticmethod(lrisc_plan)
 
     def grid(self):
         from linksim.phy.chains import grid_info

@@ -34,11 +34,9 @@ from linksim.weights import verify_shipped
 from ..jscc.layers import GDN, AFModule
 from .allocation import LengthTable
 from .entropy import FactorizedPrior, GaussianConditional, bits, quantize
+from .settings import DOWNSAMPLING, group_multiple, num_groups  # down-sampling of g_a (z at twice that) and the group geometry: torch-free (the validator's)
 
 __all__ = ["LRISCConfig", "LRISC", "save_lrisc", "load_lrisc", "DOWNSAMPLING"]
-
-#: spatial down-sampling of ``g_a`` (three stride-2 convolutions); ``z`` is at twice that
-DOWNSAMPLING = 8
 
 
 @dataclass(frozen=True)
@@ -136,14 +134,11 @@ class LRISC(nn.Module):
     @property
     def multiple(self) -> int:
         """Image sides must be multiples of this (``z`` at /16 and whole groups of ``8p`` pixels)."""
-        return max(2 * DOWNSAMPLING, DOWNSAMPLING * self.config.group)
+        return group_multiple(self.config.group)
 
     def num_groups(self, height: int, width: int) -> int:
         """``G = (H/8p)·(W/8p)``; ``ValueError`` unless the sides are multiples of :attr:`multiple`."""
-        if height % self.multiple or width % self.multiple or height <= 0 or width <= 0:
-            raise ValueError(f"LRISC needs image sides that are positive multiples of {self.multiple}; got {height}x{width}")
-        s = DOWNSAMPLING * self.config.group
-        return (height // s) * (width // s)
+        return num_groups(self.config.group, height, width)
 
     # ---- transform + hyperprior --------------------------------------------------------------
     def analysis(self, images: torch.Tensor) -> torch.Tensor:

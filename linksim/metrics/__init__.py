@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from linksim.configs import SET_METRIC_MIN_SAMPLES
 from linksim.errors import WeightsUnavailable
 from linksim.metrics.base import PER_IMAGE, PER_SET, Metric, PerImageMetric, SetMetric
 from linksim.metrics.distribution import FID, KID, InceptionFeatures, inception_features
@@ -65,7 +66,7 @@ def _no_weights(cls):
 psnr_factory = _no_weights(PSNR)
 ms_ssim_factory = _no_weights(MSSSIM)
 #: the built-in set metrics (one value per method x point, from all its images at once)
-SET_METRICS = ("fid", "kid")
+SET_METRICS = tuple(SET_METRIC_MIN_SAMPLES)
 
 
 def build_metrics(

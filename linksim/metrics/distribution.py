@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from linksim.configs import SET_METRIC_MIN_SAMPLES
 from linksim.errors import WeightsUnavailable
 from linksim.metrics.base import SetMetric
 from linksim.weights import resolve
@@ -186,7 +187,7 @@ class FID(_FeatureSetMetric):
     name = "fid"
     #: FID's bias grows like 1/n (Chong & Forsyth 2020) and its covariance is rank-deficient below
     #: the feature size: under 50 samples a value (e.g. 518 from 3 images) is noise
-    min_samples = 50
+    min_samples = SET_METRIC_MIN_SAMPLES["fid"]
 
     def compute(self) -> Tensor:
         return torch.tensor(fid_from_features(*self._sets()), dtype=torch.float64)
@@ -200,7 +201,7 @@ class KID(_FeatureSetMetric):
 
     name = "kid"
     #: KID is unbiased, but its variance from fewer than 10 samples makes it meaningless
-    min_samples = 10
+    min_samples = SET_METRIC_MIN_SAMPLES["kid"]
 
     def __init__(self, features: InceptionFeatures, device="cpu", num_subsets: int = 100, subset_size: int = 1000, seed: int = 0):
         self.num_subsets, self.subset_size, self.seed = num_subsets, subset_size, seed

@@ -143,10 +143,10 @@ def test_check_cbr_without_stage1_model_is_one_line():
     from dataclasses import replace
 
     with pytest.raises(ValueError) as err:
-        cls.check(cfg, replace(point, cbr=Fraction(1, 192)))
+        cfg.check_point(replace(point, cbr=Fraction(1, 192)))
     assert "no embedded ResNet JSCC for CBR 1/192" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ValueError, match="k/1536"):
-        cls.check(cfg, replace(point, cbr=Fraction(1, 1024)))
+        cfg.check_point(replace(point, cbr=Fraction(1, 1024)))
 
 
 def test_check_sd21_without_weights_names_the_files(tmp_path, monkeypatch):
@@ -155,7 +155,7 @@ def test_check_sd21_without_weights_names_the_files(tmp_path, monkeypatch):
     if not embedded_resnet_path("1/384").is_file():
         pytest.skip("stage-1 weights not shipped")
     with pytest.raises(ValueError) as err:
-        cls.check(cfg, point)
+        cfg.check_point(point)
     msg = str(err.value)
     assert "backbone sd21 unavailable" in msg and "unet/diffusion_pytorch_model.safetensors" in msg
     assert "diffjscc_control.safetensors" in msg and "\n" not in msg

@@ -392,6 +392,9 @@ def test_methods_registered_and_prior_error(tmp_path, monkeypatch):
     assert dmethod.EMBEDDED_PRIOR.is_dir()  # shipped
     # an installation without the embedded prior (e.g. a stripped wheel): one clear error
     monkeypatch.setattr(dmethod, "EMBEDDED_PRIOR", tmp_path / "embedded" / "ddpm")
+    import linksim.codecs.diffusion.settings as dsettings  # the validator's check reads the folder there
+
+    monkeypatch.setattr(dsettings, "EMBEDDED_PRIOR_DIR", tmp_path / "embedded" / "ddpm")
     with pytest.raises(FileNotFoundError, match=r"embedded/ddpm does not exist"):
         load_prior("embedded")
     point = OperatingPoint(csnr_db=10.0, cbr=Fraction(1, 48), link=LinkConfig(kind="awgn"), image_shape=(16, 16))
@@ -411,11 +414,11 @@ def test_methods_registered_and_prior_error(tmp_path, monkeypatch):
     from linksim.codecs.diffusion.method import BlindDiffComMethod
 
     with pytest.raises(ValueError, match="no embedded diffusion prior"):
-        DiffComMethod.check(DiffComConfig(kind="diffcom", jscc="embedded"), point)
+        DiffComConfig(kind="diffcom", jscc="embedded").check_point(point)
     with pytest.raises(ValueError, match="neither 'embedded'"):
-        DiffComMethod.check(DiffComConfig(kind="diffcom", prior=str(tmp_path / "none.pt")), point)
+        DiffComConfig(kind="diffcom", prior=str(tmp_path / "none.pt")).check_point(point)
     with pytest.raises(ValueError, match="needs an OFDM channel"):
-        BlindDiffComMethod.check(BlindDiffComConfig(kind="blind_diffcom", prior=str(tmp_path)), point)
+        BlindDiffComConfig(kind="blind_diffcom", prior=str(tmp_path)).check_point(point)
 
 
 class _TinyEps(nn.Module):

@@ -122,7 +122,7 @@ def _method(model, transmit, cbr, csnr=10.0, **kw):
 
     cfg = GescoSettings(transmit=transmit, model=model, num_steps=2, **kw)
     point = OperatingPoint(csnr_db=csnr, cbr=cbr, link=LinkConfig(kind="awgn"), image_shape=(32, 64), seed=0)
-    GescoMethod.check(cfg, point)
+    cfg.check_point(point)
     return GescoMethod(cfg, point)
 
 

@@ -37,7 +37,7 @@ class TestJSCCMethod:
 
     def test_cbr_without_a_model_is_rejected(self):
         with pytest.raises(ValueError, match="no embedded ADJSCC for CBR 1/12"):
-            JSCCMethod.check(JSCCSettings(), _point(cbr="1/12"))
+            JSCCSettings().check_point(_point(cbr="1/12"))
         from linksim.codecs.jscc.adjscc import embedded_path
 
         assert load_jscc("embedded", Fraction(1, 24)).channels == 4  # the right CBR loads
@@ -46,7 +46,7 @@ class TestJSCCMethod:
 
     def test_missing_weights_file_is_named(self, tmp_path):
         with pytest.raises(ValueError, match="nope.safetensors do not exist"):
-            JSCCMethod.check(JSCCSettings(model=str(tmp_path / "nope.safetensors")), _point())
+            JSCCSettings(model=str(tmp_path / "nope.safetensors")).check_point(_point())
 
     @pytest.mark.parametrize("kind,extra", [("rayleigh", {}), ("ofdm", {"estimator": "ls", "data_symbols": 16})])
     def test_runs_over_fading_channels(self, kind, extra):

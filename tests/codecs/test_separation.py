@@ -285,7 +285,7 @@ def test_separation_over_ofdm_fills_the_grid():
     link = LinkConfig(kind="ofdm", paths=8, decay=4.0, cp=12, data_symbols=16, estimator="lmmse")
     point = OperatingPoint(csnr_db=30.0, cbr=Fraction(1, 24), link=link, image_shape=(64, 64), seed=0)
     cfg = SeparationConfig(codec="jpeg", mcs="adaptive")
-    SeparationMethod.check(cfg, point)
+    cfg.check_point(point)
     m = SeparationMethod(cfg, point)
     assert m.chain.num_symbols == 512 and m.grid().subcarriers == 32
     assert m.chain.num_pad_bits > 0

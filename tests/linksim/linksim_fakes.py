@@ -10,13 +10,13 @@ from linksim.codecs.base import Decoded, ImageMethod, RxSignal, TxSignal
 from linksim.phy.links import GridInfo
 from linksim.registry import METHODS
 from linksim.scenario import MethodConfig
-from linksim.studies import Study
+from linksim.studies import Study, StudyConfig
 
 CALLS: list[str] = []  # point keys, in call order
 FAIL_AT: dict = {"ebno_db": None}  # raise when this Eb/N0 is reached (simulates a killed run)
 
 
-class FakeStudyConfig(MethodConfig):
+class FakeStudyConfig(StudyConfig):
     kind: Literal["fake_study"] = "fake_study"
     scale: float = 1.0
 

@@ -27,6 +27,18 @@ def test_table1_mapping():
     assert min(NR_TABLE1) == 3  # rates below 1/5 (indices 0..2) are not realisable with 5G LDPC here
 
 
+def test_table1_is_sionnas():
+    """The written-out table (torch-free, for the validator) equals Sionna's 38.214 decoder, index by index."""
+    import torch
+    from sionna.phy.nr.utils import MCSDecoderNR
+
+    idx = torch.arange(29, dtype=torch.int32)
+    ones = torch.ones(29, dtype=torch.int32)
+    mod, rate = MCSDecoderNR(device="cpu")(idx, ones, ones)  # table 1, category 1 (PDSCH)
+    sionna = {int(i): (int(m), round(float(r) * 1024)) for i, m, r in zip(idx, mod, rate) if float(r) >= 0.2}
+    assert NR_TABLE1 == sionna
+
+
 @pytest.mark.parametrize("mcs, k, snr_db", TABLE_POINTS)
 def test_abstract_bler_agrees_with_bit_true_at_table_points(mcs, k, snr_db):
     bps, r1024 = NR_TABLE1[mcs]

@@ -29,6 +29,13 @@ class SoftCastConfig(MethodConfig):
     kind: Literal["softcast"] = "softcast"
     decoder: Literal["lmmse", "zf"] = "lmmse"
 
+    def check_point(self, point) -> None:
+        """Static check before any work (``linksim validate``): a CSNR axis and at most 3HW coefficients."""
+        if point.csnr_db is None:
+            raise ValueError("softcast needs a csnr_db sweep axis")
+        if 2 * point.num_symbols > 3 * point.image_shape[0] * point.image_shape[1]:
+            raise ValueError("softcast sends at most 3HW real coefficients: CBR must be <= 1/2")
+
 
 def dct_matrix(n: int) -> torch.Tensor:
     """Orthonormal DCT-II matrix ``[n, n]``: ``X = D x``, ``x = Dᵀ X``."""
@@ -56,14 +63,6 @@ class SoftCastMethod(ImageMethod):
         self.plane = torch.arange(keep) % 3
         self.freq = order[torch.arange(keep) // 3]
         self.chain = AnalogChain(point.link, self.num_symbols, device=point.device)
-
-    @classmethod
-    def check(cls, config, point: OperatingPoint) -> None:
-        super().check(config, point)
-        if point.csnr_db is None:
-            raise ValueError("softcast needs a csnr_db sweep axis")
-        if 2 * point.num_symbols > 3 * point.image_shape[0] * point.image_shape[1]:
-            raise ValueError("softcast sends at most 3HW real coefficients: CBR must be <= 1/2")
 
     def grid(self):
         from linksim.phy.chains import grid_info

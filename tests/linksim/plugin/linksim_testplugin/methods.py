@@ -34,7 +34,7 @@ import torch
 from linksim.codecs.base import Decoded, ImageMethod, RxSignal, TxSignal
 from linksim.phy.links import GridInfo
 from linksim.scenario import MethodConfig
-from linksim.studies import Study
+from linksim.studies import Study, StudyConfig
 
 
 def _setting(key: str):
@@ -81,7 +81,7 @@ def _outcome(value, fail: bool) -> None:
     time.sleep(float(_setting("sleep") or 0))
 
 
-class PluginStudyConfig(MethodConfig):
+class PluginStudyConfig(StudyConfig):
     kind: Literal["plugin_study"] = "plugin_study"
     scale: float = 1.0
 
