@@ -1,4 +1,5 @@
-"""Where a method operates (:class:`OperatingPoint`): the sweep point as a method sees it.
+"""Where a method operates (:class:`OperatingPoint`): the sweep point as a method sees it; and
+:func:`parse_cbr`, the one reading of a CBR (scenario keys, model configs, trainings).
 
 Torch-free: the scenario validator builds one per method and point and runs the methods' static
 checks on it (``linksim validate`` imports no torch).
@@ -10,7 +11,31 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
-__all__ = ["OperatingPoint"]
+__all__ = ["OperatingPoint", "parse_cbr"]
+
+
+def parse_cbr(value: Any) -> Fraction:
+    """A CBR given as a number or an ``"a/b"`` string -> a positive :class:`~fractions.Fraction`.
+
+    >>> parse_cbr("1/24"), parse_cbr(0.125)
+    (Fraction(1, 24), Fraction(1, 8))
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if isinstance(value, Fraction):
+        frac = value
+    elif isinstance(value, float):
+        frac = Fraction(value).limit_denominator(1 << 20)
+    elif isinstance(value, (int, str)):
+        try:
+            frac = Fraction(str(value).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"a number or an 'a/b' string, got {value!r}") from None
+    else:
+        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
+    if frac <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return frac
 
 
 @dataclass(frozen=True)

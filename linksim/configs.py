@@ -1,21 +1,22 @@
 """The scenario's section models and the facts every layer shares (layer L0, see docs/INTERNALS.md).
 
 :class:`MethodConfig` (base of every method's config), :class:`DataConfig`, :class:`TrafficConfig`,
-:class:`NumerologyConfig`, :func:`parse_cbr`, the default metrics and :class:`KeyProblem` (a problem
+:class:`NumerologyConfig`, :func:`parse_cbr` (from :mod:`linksim.codecs.point`), the default metrics and :class:`KeyProblem` (a problem
 at a key path; :func:`linksim.scenario.scenario_from_dict` turns it into a
 :class:`~linksim.errors.ScenarioError` naming the file). The schema that puts them together is
 :class:`linksim.scenario.Scenario`; the channel section models are :mod:`linksim.channels`.
-Nothing here imports another linksim module but :mod:`linksim.registry`.
+Nothing here imports another linksim module but :mod:`linksim.registry` and the torch-free
+:mod:`linksim.codecs.point` / :mod:`linksim.codecs.image_files` (the validator imports no torch).
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
+from linksim.codecs.point import parse_cbr  # the one reading of a CBR (codecs read it too)
 from linksim.registry import METHODS
 
 __all__ = [
@@ -142,28 +143,6 @@ class NumerologyConfig(_Strict):
     coherence_time_s: PositiveFloat | None = Field(
         None, description="channel redrawn every coherence_time_s of simulated time (None: per message)"
     )
-
-
-def parse_cbr(value: Any) -> Fraction:
-    """A CBR given as a number or an ``"a/b"`` string -> a positive :class:`~fractions.Fraction`.
-
-    >>> parse_cbr("1/24"), parse_cbr(0.125)
-    (Fraction(1, 24), Fraction(1, 8))
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
-    if isinstance(value, float):
-        frac = Fraction(value).limit_denominator(1 << 20)
-    elif isinstance(value, (int, str)):
-        try:
-            frac = Fraction(str(value).strip())
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"a number or an 'a/b' string, got {value!r}") from None
-    else:
-        raise ValueError(f"a number or an 'a/b' string, got {value!r}")
-    if frac <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
-    return frac
 
 
 #: the set metrics (one value per method x point, from all its images at once) and the fewest

@@ -7,6 +7,8 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from ..point import parse_cbr
+
 __all__ = ["EMBEDDED_DIR", "ADJSCC_DOWNSAMPLING", "RESNET_DOWNSAMPLING", "parse_cbr", "latent_channels",
            "embedded_path", "embedded_resnet_path", "check_model_cbr"]
 
@@ -14,16 +16,6 @@ __all__ = ["EMBEDDED_DIR", "ADJSCC_DOWNSAMPLING", "RESNET_DOWNSAMPLING", "parse_
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 #: spatial down-sampling of ADJSCC (two stride-2 convolutions) and of the x16 ResNet JSCC
 ADJSCC_DOWNSAMPLING, RESNET_DOWNSAMPLING = 4, 16
-
-
-def parse_cbr(cbr) -> Fraction:
-    """A CBR given as float, ``Fraction`` or ``"a/b"`` string, as an exact fraction."""
-    if isinstance(cbr, str):
-        try:
-            return Fraction(cbr.strip())
-        except ValueError as err:
-            raise ValueError(f"cbr must be a number or an 'a/b' string; got {cbr!r}") from err
-    return Fraction(cbr).limit_denominator(100000)
 
 
 def latent_channels(cbr, downsampling: int, name: str = "the model") -> int:
