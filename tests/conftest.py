@@ -1,12 +1,21 @@
-"""Shared pytest fixtures: fixed seeds (autouse) and the device the tests run on (CPU)."""
+"""Shared pytest fixtures: fixed seeds (autouse) and the device the tests run on (CPU).
+
+The suite runs offline: ``LINKSIM_OFFLINE=1`` is set for it and every subprocess it starts, so a
+metric whose weight file is absent (LPIPS without the AlexNet file) is reported unavailable instead
+of trying a download — tests send traffic to loopback only. The download code itself is tested
+with a patched ``urlopen`` (tests/linksim/test_weights.py).
+"""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
+
+os.environ["LINKSIM_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True)

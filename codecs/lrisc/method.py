@@ -30,11 +30,12 @@ import functools
 import torch
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
+from ..separation import FALLBACK_GREY
 from .allocation import allocate, calibrate_beta, side_bits
 from .model import DOWNSAMPLING
 # settings, weight paths and the static plan are torch-free (the validator's); re-exported here
-from .settings import (EMBEDDED_DECODER, EMBEDDED_DIR, EMBEDDED_WEIGHTS, LRISCSettings,  # noqa: F401
-                       decoder_dir, lrisc_plan, weights_path)
+from .settings import (EMBEDDED_DECODER, EMBEDDED_DIR, EMBEDDED_WEIGHTS, SIDE_CRC, LRISCSettings,  # noqa: F401
+                       decoder_dir, ldpc_side_code, lrisc_plan, weights_path)
 
 __all__ = ["LRISCSettings", "LRISCMethod", "EMBEDDED_DIR", "EMBEDDED_WEIGHTS", "EMBEDDED_DECODER", "load_model"]
 
@@ -53,6 +54,20 @@ def _load_decoder(path: str, device: str = "cpu"):
     return load_decoder(path, device)
 
 
+@torch.no_grad()
+def training_photo_bits(model, image_shape: tuple[int, int], device="cpu") -> torch.Tensor:
+    """``[P·G]`` group bits of the model's training photos (the embedded corpus minus its ``holdout``),
+    resized and centre-cropped to ``image_shape`` as the scenario's images are: the ``adaptive``
+    calibration set (never an image the model was evaluated on)."""
+    from ..images import EMBEDDED_HOLDOUT, EMBEDDED_PHOTOS, embedded_array, resize_center_crop, to_tensor
+
+    holdout = set(model.config.extra.get("holdout", EMBEDDED_HOLDOUT))
+    h, w = image_shape
+    x = torch.stack([resize_center_crop(to_tensor(embedded_array(n)), h, w) for n in EMBEDDED_PHOTOS
+                     if n not in holdout]).to(device)
+    return model.information(model.analysis(x)).flatten().cpu()
+
+
 def _filler(n: int, device) -> torch.Tensor:
     """``[n]`` fixed unit-modulus QPSK filler (a pattern, not a draw from a run's generator)."""
     bits = torch.randint(0, 2, (n, 2), generator=torch.Generator().manual_seed(0x1F15C))
@@ -67,7 +82,7 @@ class LRISCMethod(ImageMethod):
     :param model: a ready :class:`~.model.LRISC` (tests); default: ``config.model``
     """
 
-    extra_columns = ("channel_uses", "data_symbols", "side_symbols", "side_bits", "decoder")
+    extra_columns = ("channel_uses", "data_symbols", "side_symbols", "side_bits", "side_ok", "decoder")
 
     def __init__(self, config, point: OperatingPoint, model=None):
         super().__init__(config, point)
@@ -78,13 +93,21 @@ class LRISCMethod(ImageMethod):
         self.layout = self.plan(self.model, config, point)
         self.num_groups, self.side, self.data_budget = self.layout
         self.table = self.model.table
-        self.num_chain = self.num_groups * self.table.max
+        # side_channel: ldpc puts the coded lengths in the frame, before the data (module notes)
+        self.side_code = None
+        if config.side_channel == "ldpc":
+            from linksim.phy.chains import DigitalChain
+            from linksim.phy.grid import LinkConfig
+
+            k, n, _ = ldpc_side_code(side_bits(self.num_groups, self.table), config.side_bits_per_symbol)
+            # only its CRC + LDPC + QPSK are used (the symbols travel in the analog frame): a code-only
+            # chain, whose AWGN link is never called
+            self.side_code = DigitalChain(LinkConfig(kind="awgn"), 2, k, n, 1, crc=SIDE_CRC, device=point.device)
+        self.side_in_frame = self.side if self.side_code is not None else 0
+        self.num_chain = self.side_in_frame + self.num_groups * self.table.max
         self.beta = None
         if config.length == "adaptive":
-            pool = self.model.config.extra.get("calibration_bits")
-            if not pool:
-                raise ValueError("this LRISC model has no calibration_bits (adaptive lengths need them); use length: fixed_total")
-            self.beta = calibrate_beta(torch.tensor(pool), self.data_budget / self.num_groups, self.table)
+            self.beta = calibrate_beta(self._calibration_pool(), self.data_budget / self.num_groups, self.table)
         self.chain = AnalogChain(point.link, self.num_chain, device=point.device)
         self.decoder = None
         if config.decoder == "diffusion":
@@ -102,11 +125,23 @@ class LRISCMethod(ImageMethod):
     def run_info(cls, config) -> dict:
         """run.json states the decoder (and its DDIM steps), the length mode and the side channel."""
         return {"decoder": config.decoder, "num_steps": config.num_steps if config.decoder == "diffusion" else None,
-                "length": config.length, "side_bits_per_symbol": config.side_bits_per_symbol}
+                "length": config.length, "side_bits_per_symbol": config.side_bits_per_symbol,
+                "calibration": config.calibration if config.length == "adaptive" else None}
 
     @property
     def num_steps(self) -> int:
         return self.config.num_steps
+
+    def _calibration_pool(self) -> torch.Tensor:
+        """Group bits β is calibrated on (``config.calibration``, :class:`LRISCSettings`): the model's
+        training photos at this point's image size, or its stored training-crop pool."""
+        if self.config.calibration == "crops":
+            pool = self.model.config.extra.get("calibration_bits")
+            if not pool:
+                raise ValueError("this LRISC model has no calibration_bits (calibration: crops needs them); "
+                                 "use calibration: photos or length: fixed_total")
+            return torch.tensor(pool)
+        return training_photo_bits(self.model, self.point.image_shape, self.point.device)
 
     # ---- layout ------------------------------------------------------------------------------
     def _order(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,25 +169,56 @@ class LRISCMethod(ImageMethod):
         used = sent.sum(dim=1)
         pos = torch.arange(x.shape[1], device=x.device)[None]
         x = torch.where(pos < used[:, None], x, _filler(x.shape[1], x.device)[None].to(x.dtype))
+        if self.side_code is not None:
+            x = torch.cat([self.side_code.encode(self._length_bits(k)).to(x.dtype), x], dim=1)
         return TxSignal(x=x, meta={"lengths": k, "data_symbols": used})
+
+    def _length_bits(self, k: torch.Tensor) -> torch.Tensor:
+        """``[B, G]`` lengths -> ``[B, G·⌈log2 L⌉]`` bits of their table indices (MSB first)."""
+        idx = torch.searchsorted(self.table.tensor(k.device), k.float().contiguous())
+        nb = self.table.bits_per_group
+        shifts = torch.arange(nb - 1, -1, -1, device=k.device)
+        return ((idx[..., None] >> shifts) & 1).flatten(1).float()
+
+    def _bits_lengths(self, bits: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`_length_bits`; an index past the table (a corrupt word) is clamped."""
+        nb = self.table.bits_per_group
+        b = bits.round().long().reshape(bits.shape[0], -1, nb)
+        idx = (b << torch.arange(nb - 1, -1, -1, device=b.device)).sum(-1).clamp(max=len(self.table) - 1)
+        return self.table.tensor(bits.device)[idx]
 
     @torch.no_grad()
     def channel(self, tx: TxSignal, channel_generator: torch.Generator, noise_generator: torch.Generator) -> RxSignal:
         real = self.chain.generate(tx.x.shape[0], channel_generator)
         y, state = self.chain.apply(tx.x, real, self.point.no, noise_generator)
-        # the lengths are the digitally sent side information (module notes)
-        return RxSignal(y=y, state=state, tx_meta={"lengths": tx.meta["lengths"]})
+        # side_channel: ideal hands the lengths over error-free (counted, not simulated); ldpc sent them
+        # in the frame (the receiver decodes them from y)
+        meta = {"lengths": tx.meta["lengths"]} if self.side_code is None else {
+            "sent_data_symbols": tx.meta["data_symbols"]}  # accounting only: what occupied the channel
+        return RxSignal(y=y, state=state, tx_meta=meta)
 
     # ---- receiver ----------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, rx: RxSignal, generator: torch.Generator | None = None) -> Decoded:
-        k = rx.tx_meta["lengths"]
+        y, no_eff_all = rx.y, rx.state.no_eff
+        side_ok = None
+        if self.side_code is None:
+            k = rx.tx_meta["lengths"]
+        else:
+            s0 = self.side_in_frame
+            n = self.side_code.n
+            llr = self.side_code.demapper(y[:, :s0], no_eff_all[:, :s0])[:, :n].reshape(y.shape[0], 1, n)
+            bits, ok = self.side_code.decode(llr)
+            side_ok = ok[:, 0].cpu()
+            k = self._bits_lengths(bits).to(y.device)
+            k = torch.where(side_ok.to(y.device)[:, None], k, torch.zeros_like(k))  # lost: nothing to parse
+            y, no_eff_all = y[:, s0:], no_eff_all[:, s0:]
         b = k.shape[0]
         order, sent = self._order(k)
-        r = torch.zeros_like(rx.y).scatter(1, order, rx.y)
+        r = torch.zeros_like(y).scatter(1, order, y)
         used = sent.sum(dim=1)
         if self.config.use_no_eff:
-            no_eff = torch.zeros_like(rx.state.no_eff).scatter(1, order, rx.state.no_eff)
+            no_eff = torch.zeros_like(no_eff_all).scatter(1, order, no_eff_all)
             mean_no = (no_eff * sent).sum(dim=1) / used.clamp_min(1)
             snr = -10.0 * torch.log10(mean_no.clamp_min(1e-12))
             snr = torch.where(used > 0, snr, torch.full_like(snr, float(self.point.csnr_db)))
@@ -172,6 +238,19 @@ class LRISCMethod(ImageMethod):
             images = self.decoder.decode(y_hat, snr.float(), self.num_steps, self.config.eta, gen)
             nfe = self.num_steps
         data = used.to(torch.int64)
-        return Decoded(images=images, nfe=nfe, extras={
-            "channel_uses": (data + self.side).tolist(), "data_symbols": data.tolist(), "side_symbols": self.side,
-            "side_bits": side_bits(self.num_groups, self.table), "decoder": self.config.decoder})
+        extras = {"channel_uses": (data + self.side).tolist(), "data_symbols": data.tolist(),
+                  "side_symbols": self.side, "side_bits": side_bits(self.num_groups, self.table),
+                  "decoder": self.config.decoder}
+        outage = None
+        if side_ok is not None:
+            # a lost side word: the receiver knows neither the lengths nor what was sent; the data
+            # symbols still occupied the channel, counted at the transmitter's lengths
+            sent_data = rx.tx_meta.get("sent_data_symbols")
+            extras["side_ok"] = side_ok
+            outage = ~side_ok
+            images = torch.where(outage.to(images.device)[:, None, None, None], torch.full_like(images, FALLBACK_GREY),
+                                 images)
+            if sent_data is not None:
+                extras["channel_uses"] = (sent_data.cpu() + self.side).tolist()
+                extras["data_symbols"] = sent_data.cpu().tolist()
+        return Decoded(images=images, nfe=nfe, outage=outage, extras=extras)

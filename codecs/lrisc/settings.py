@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LRISCSettings", "LengthTable", "LRISCGeometry", "lrisc_plan", "side_bits", "side_symbols",
+__all__ = ["LRISCSettings", "LengthTable", "LRISCGeometry", "lrisc_plan", "ldpc_side_code", "side_bits", "side_symbols",
            "group_multiple", "num_groups", "DOWNSAMPLING", "EMBEDDED_DIR", "EMBEDDED_WEIGHTS", "EMBEDDED_DECODER",
            "weights_path", "decoder_dir"]
 
@@ -107,6 +107,28 @@ class LRISCGeometry:
         return num_groups(self.group, height, width)
 
 
+#: CRC of the side-information codeword (``side_channel: ldpc``)
+SIDE_CRC, SIDE_CRC_BITS = "CRC16", 16
+
+
+def ldpc_side_code(num_bits: int, bits_per_symbol: float) -> tuple[int, int, int]:
+    """``(k, n, symbols)`` of the side-information codeword: ``k = bits + 16`` (CRC16), 5G LDPC of rate
+    ``bits_per_symbol / 2`` (``n`` even), QPSK: ``n / 2`` channel uses. ``ValueError`` outside the
+    rates 5G LDPC realises (1/5 .. 0.95).
+
+    >>> ldpc_side_code(48, 1.0)
+    (64, 128, 64)
+    """
+    rate = bits_per_symbol / 2
+    if not 0.2 <= rate <= 0.95:
+        raise ValueError(f"side_channel: ldpc sends QPSK at code rate side_bits_per_symbol / 2 = {rate:g}; "
+                         "5G LDPC realises rates 1/5 .. 0.95 (side_bits_per_symbol 0.4 .. 1.9)")
+    k = num_bits + SIDE_CRC_BITS
+    n = math.ceil(k / rate)
+    n += n % 2
+    return k, n, n // 2
+
+
 def lrisc_plan(model, config, point) -> tuple[int, int, int]:
     """``(G, N_side, N − N_side)`` of a frame at ``point``: groups, side-information channel uses and
     the data budget; ``ValueError`` when the budget cannot carry the side information.
@@ -115,12 +137,17 @@ def lrisc_plan(model, config, point) -> tuple[int, int, int]:
     """
     h, w = point.image_shape
     g = model.num_groups(h, w)
-    side = side_symbols(g, model.table, config.side_bits_per_symbol)
+    bits, bps = side_bits(g, model.table), config.side_bits_per_symbol
+    if getattr(config, "side_channel", "ideal") == "ldpc":
+        side = ldpc_side_code(bits, bps)[2]
+        how = f"{bits} bits + CRC16, LDPC rate {bps / 2:g}, QPSK"
+    else:
+        side = side_symbols(g, model.table, bps)
+        how = f"{bits} bits at {bps:g} bits per channel use"
     n = point.num_symbols
     if n - side < 1:
         raise ValueError(f"CBR {point.cbr} gives {n} channel uses per {h}x{w} image, not more than the side "
-                         f"information's {side} ({side_bits(g, model.table)} bits at {config.side_bits_per_symbol:g} "
-                         f"bits per channel use); raise the CBR or side_bits_per_symbol")
+                         f"information's {side} ({how}); raise the CBR or side_bits_per_symbol")
     return g, side, n - side
 
 
@@ -133,9 +160,24 @@ class LRISCSettings(BaseModel):
     :param diffusion: ``embedded`` or a directory written by stage 3 of the training
     :param length: ``adaptive`` (one calibrated β: the mean over images meets the budget) or
         ``fixed_total`` (per-image β: no image exceeds the budget)
+    :param calibration: ``adaptive``: where β is calibrated. ``photos`` (default): the group bits of
+        the model's training photos (the embedded corpus minus the ``holdout`` its ``.json`` lists),
+        preprocessed like the scenario's images to its size, so that the detail per group matches
+        what the scenario sends; ``crops``: the pool of training-crop group bits stored with the
+        model (the training's own calibration; at 64 px it spends about 30 % more than the budget on
+        whole photos, which carry more detail per pixel than crops)
     :param num_steps: DDIM steps of the diffusion decoder (= NFE)
     :param eta: DDIM stochasticity (0: deterministic given the initial noise)
-    :param side_bits_per_symbol: information bits per channel use of the digital side channel
+    :param side_channel: how the lengths (the side information) reach the receiver. ``ideal``: counted
+        at ``side_bits_per_symbol`` bits per channel use and delivered without error (a
+        capacity-style allowance, as NTSCC-type schemes assume); ``ldpc``: actually sent in the
+        frame, before the data symbols — CRC16 + 5G LDPC at rate ``side_bits_per_symbol / 2`` + QPSK,
+        over the same channel and noise — and decoded; a CRC failure loses the image (outage, grey
+        fallback: without its lengths the receiver cannot parse the data symbols). Its channel uses
+        (CRC and code included) are counted.
+    :param side_bits_per_symbol: information bits per channel use of the side channel; default 0.5
+        (``ldpc``: QPSK with LDPC rate 1/4, whose short word still decodes at 0 dB; rate 1/2, 1.0, loses
+        it there)
     :param use_no_eff: the JSCC decoder (and the diffusion's SNR embedding) get the effective SNR
         after equalisation, ``-10·log10(mean no_eff)`` over the sent symbols; identical on AWGN
     """
@@ -146,9 +188,11 @@ class LRISCSettings(BaseModel):
     decoder: Literal["diffusion", "synthesis"] = "diffusion"
     diffusion: str = "embedded"
     length: Literal["adaptive", "fixed_total"] = "adaptive"
+    calibration: Literal["photos", "crops"] = "photos"
     num_steps: int = Field(20, ge=1)
     eta: float = Field(0.0, ge=0, le=1)
-    side_bits_per_symbol: float = Field(1.0, gt=0)
+    side_channel: Literal["ldpc", "ideal"] = "ldpc"
+    side_bits_per_symbol: float = Field(0.5, gt=0)
     use_no_eff: bool = True
 
     def check_point(self, point) -> None:
@@ -166,5 +210,5 @@ class LRISCSettings(BaseModel):
                 if not (d / name).is_file():
                     raise ValueError(f"LRISC diffusion decoder file missing: {d / name}")
         geometry = LRISCGeometry.from_file(path)
-        g, _, _ = lrisc_plan(geometry, self, point)
-        point.grid_info(g * geometry.table.max)
+        g, side, _ = lrisc_plan(geometry, self, point)
+        point.grid_info(g * geometry.table.max + (side if self.side_channel == "ldpc" else 0))
