@@ -361,20 +361,28 @@ class ResultsStore:
             recs = read_points(self.points)  # may still drop a garbled last line: rewritten below
         else:
             recs = []
-        short = False  # a complete row with the wrong number of cells (damage): dropped and rewritten
+        short = False  # a complete row with the wrong number of cells, or refused (damage): dropped and rewritten
         if not self.results.exists() or self.results.stat().st_size == 0:
             rows, fieldnames = [], self.columns
         else:
             data = self._truncate_torn(self.results)
             text = data.decode("utf-8", errors="replace")
             reader = csv.reader(io.StringIO(text, newline=""))
-            try:
-                table = list(reader)
-            except csv.Error:
-                table = []
+            table, refused = [], False
+            while True:  # row by row: a line the csv module refuses (a field over its size limit) is damage
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error:
+                    refused = True
+                    if not table:  # the header: no row below it can be read
+                        break
+                    continue
+                table.append(row)
             fieldnames = table[0] if table else self.columns
             rows = [dict(zip(fieldnames, r)) for r in table[1:] if len(r) == len(fieldnames)]
-            short = len(rows) != max(len(table) - 1, 0)
+            short = refused or len(rows) != max(len(table) - 1, 0)
             if short:
                 _warn_torn(self.results)
         extra = [c for c in fieldnames if c not in self.columns]

@@ -74,10 +74,35 @@ class TestRecover:
         (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + _rec("ebno_db=1"))
         (tmp_path / "results.csv").write_text(_rows(scn, ["ebno_db=0", "ebno_db=1"]))
         before = {f: (tmp_path / f).read_bytes() for f in ("points.jsonl", "results.csv")}
+        inodes = {f: (tmp_path / f).stat().st_ino for f in before}
         with caplog.at_level(logging.WARNING, logger="linksim.store"):
             store = ResultsStore(tmp_path, scn)
         assert store.finished() == {("a", "ebno_db=0"), ("a", "ebno_db=1")}
         assert {f: (tmp_path / f).read_bytes() for f in before} == before and _warnings(caplog) == []
+        # not even rewritten with the same bytes: a rewrite is a new file renamed over the old one
+        assert {f: (tmp_path / f).stat().st_ino for f in before} == inodes
+
+    def test_header_only_folder_is_left_alone(self, scn, tmp_path, caplog):
+        """A run that finished no job: a header and no ``points.jsonl``. Nothing is damaged, so
+        nothing is written (no warning, the same file, no empty ``points.jsonl``)."""
+        (tmp_path / "results.csv").write_text(_rows(scn, []))
+        inode = (tmp_path / "results.csv").stat().st_ino
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            store = ResultsStore(tmp_path, scn)
+        assert store.finished() == set() and _warnings(caplog) == []
+        assert (tmp_path / "results.csv").read_text() == _rows(scn, [])
+        assert (tmp_path / "results.csv").stat().st_ino == inode
+        assert not (tmp_path / "points.jsonl").exists()
+
+    @pytest.mark.parametrize("torn", ["m", "method,ki"])
+    def test_torn_header_is_rewritten_with_one_warning(self, scn, tmp_path, caplog, torn):
+        """A ``results.csv`` that is only the start of its header (one byte too): one warning, and
+        the full header written (else the next job's rows would be appended to the torn one)."""
+        (tmp_path / "results.csv").write_text(torn)
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            ResultsStore(tmp_path, scn)
+        assert len(_warnings(caplog)) == 1
+        assert (tmp_path / "results.csv").read_text() == _rows(scn, [])
 
     def test_orphan_rows_and_rowless_records_are_dropped(self, scn, tmp_path):
         # ebno_db=0: record and row; ebno_db=1: a row whose record never came (killed between the
@@ -125,6 +150,12 @@ class TestRecover:
         ResultsStore(tmp_path, scn)
         head, row = (tmp_path / "results.csv").read_text().splitlines()
         assert head.split(",") == cols and row.split(",")[cols.index("ber")] == "0.5"
+        # a header without the last column (an older linksim that wrote one column fewer)
+        (tmp_path / "results.csv").write_text(",".join(cols[:-1]) + "\n" + ",".join(
+            {"method": "a", "point": "ebno_db=0", "ber": "0.5"}.get(c, "") for c in cols[:-1]) + "\n")
+        ResultsStore(tmp_path, scn)
+        head, row = (tmp_path / "results.csv").read_text().splitlines()
+        assert head.split(",") == cols and row.split(",")[cols.index("ber")] == "0.5" and row.endswith(",")
         (tmp_path / "results.csv").write_text(",".join(cols + ["alien"]) + "\n")
         with pytest.raises(LinksimError, match=r"has columns this scenario does not write \(alien\)"):
             ResultsStore(tmp_path, scn)
@@ -136,3 +167,27 @@ class TestRecover:
         (tmp_path / "results.csv").write_text(_rows(scn, ["ebno_db=0"]))
         ResultsStore(tmp_path, scn)
         assert (tmp_path / "points.jsonl").read_text() == _rec("ebno_db=0")
+
+    def test_row_the_csv_module_refuses_is_dropped_alone(self, scn, tmp_path, caplog):
+        """A complete line the csv module cannot read (a zero-filled block longer than its 128 KiB
+        field limit, followed by later writes): that line is dropped with one warning and the file
+        rewritten; the rows around it and their jobs are kept."""
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0") + _rec("ebno_db=1"))
+        head, row0, row1 = _rows(scn, ["ebno_db=0", "ebno_db=1"]).splitlines(keepends=True)
+        (tmp_path / "results.csv").write_text(head + row0 + "\0" * 140_000 + "\n" + row1)
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            store = ResultsStore(tmp_path, scn)
+        assert store.finished() == {("a", "ebno_db=0"), ("a", "ebno_db=1")} and len(_warnings(caplog)) == 1
+        assert (tmp_path / "results.csv").read_text() == head + row0 + row1
+
+    def test_header_the_csv_module_refuses_drops_every_row(self, scn, tmp_path, caplog):
+        """Without a readable header no row can be read: the file is rewritten as a header, with
+        one warning, and no job is finished (its rows are gone)."""
+        (tmp_path / "points.jsonl").write_text(_rec("ebno_db=0"))
+        head, row0 = _rows(scn, ["ebno_db=0"]).splitlines(keepends=True)
+        (tmp_path / "results.csv").write_text("\0" * 140_000 + "\n" + row0)
+        with caplog.at_level(logging.WARNING, logger="linksim.store"):
+            store = ResultsStore(tmp_path, scn)
+        assert store.finished() == set() and len(_warnings(caplog)) == 1
+        assert (tmp_path / "results.csv").read_text() == head
+        assert (tmp_path / "points.jsonl").read_text() == ""
