@@ -5,17 +5,17 @@ text encoder's embedding of the prompt. Trained part: :class:`DiffJSCCControl`, 
 ``ControlNetModel`` copied from the UNet (``ControlNetModel.from_unet``: encoder and middle block
 weights, zero-initialised output convolutions) with
 
-* the **latent route** for the spatial condition: the control net's conditioning input is the SD-VAE
-  latent of the stage-1 reconstruction (4 channels at the latent resolution; the conditioning
-  embedding has no down-sampling stage: conv 3x3 -> SiLU -> zero-initialised conv 3x3, added to the
-  control net's input convolution of the noisy latent). This is how DiffJSCC conditions ("the
-  latent of the stage-1 reconstruction, concatenated to the noisy latent"): concatenation followed
-  by a convolution whose extra input channels start at zero is the same map at initialisation. The
-  pixel route of diffusers' ControlNet (a strided conditioning encoder on RGB) is not used.
-* the **SNR embedding**: a sinusoidal embedding of ``SNR_SCALE·SNR[dB]`` through an MLP
-  (diffusers ``class_embed_type="projection"``) whose last layer is zero-initialised, added to the
-  control net's time embedding. At initialisation the control residuals are exactly zero, so the
-  model is the plain SD UNet for every condition (tested).
+* the **latent route** for the spatial condition, as the published DiffJSCC ControlNet has it: the
+  SD-VAE latent of the stage-1 reconstruction is concatenated to the noisy latent at the control
+  net's first 3x3 convolution. Written as diffusers' ``conv_in`` on the noisy latent plus a
+  bias-free 3x3 convolution on the condition (:class:`LatentConcat`, in place of diffusers' pixel
+  conditioning encoder), which is the same linear map: ``conv(cat(x, c)) = conv_x(x) + conv_c(c)``.
+  It starts at zero.
+* the **SNR embedding** of the published ControlNet (``snr_embed``): sinusoidal features
+  ``[cos | sin]`` of ``100·SNR[dB]`` (its ``snr_scale`` 100, ``min_snr`` 0) at the width of the UNet's
+  first block, through an MLP (diffusers ``class_embed_type="projection"``) added to the control
+  net's time embedding; its last layer starts at zero. At initialisation the control residuals are
+  exactly zero, so the model is the plain SD UNet for every condition (tested).
 
 Sampling is our own loop (diffusers' pipelines do not pass class labels to a control net): the SD
 scheduler's betas, ``num_steps`` spaced DDPM steps (default 100, the paper's; diffusers
@@ -30,9 +30,13 @@ Text: ``caption: none`` uses the empty prompt ``""``, encoded by the folder's te
 ``caption: <dir>`` captions the stage-1 reconstruction with a transformers BLIP-2 model in that
 directory (optional extra; not exercised by the tests, no transformers in the test environment).
 
-Published DiffJSCC checkpoints: their key layout is not documented in our reference notes and no
-file was available while this was written, so only our own layout (:func:`save_control`) loads;
-any other file is refused with the keys it lacks (never loaded partially).
+Control files: our layout (:func:`save_control`) or a published DiffJSCC checkpoint (the ldm
+``control_model.*`` ControlNet of its ``ControlLDM``, full ``.ckpt`` or the control part alone):
+:func:`published_control_state` splits its concatenated input convolution, maps ``snr_embed`` onto
+the SNR MLP and the rest with diffusers' own ldm -> diffusers ControlNet converter. The published
+``cond_encoder`` (a frozen copy of the SD VAE encoder) is not loaded: the VAE's encoder is used, and
+a checkpoint whose copy differs from it is refused. Any other file is refused with the keys it
+lacks (never loaded partially).
 """
 
 from __future__ import annotations
@@ -42,51 +46,73 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .pixel import SNR_SCALE
 # the SD file layout and its check are torch-free (the validator's); re-exported here
 from .settings import default_control_path, default_sd_path, missing_sd_files  # noqa: F401
 
-__all__ = ["SNR_EMBED_DIM", "DiffJSCCControl", "SDRefiner", "default_sd_path", "default_control_path",
+__all__ = ["SD_SNR_SCALE", "LatentConcat", "published_control_state", "DiffJSCCControl", "SDRefiner", "default_sd_path", "default_control_path",
            "missing_sd_files", "load_sd_refiner", "save_control", "load_control", "save_empty_prompt"]
 
-#: width of the sinusoidal SNR features fed to the projection MLP
-SNR_EMBED_DIM = 256
-def snr_features(snr_db: torch.Tensor, dim: int = SNR_EMBED_DIM) -> torch.Tensor:
-    """``[B]`` SNR [dB] -> ``[B, dim]`` sinusoidal features of ``SNR_SCALE·snr`` (diffusers' timestep embedding)."""
+#: the published ControlNet's SNR embedding: ``snr_scale`` and ``min_snr`` (configs/model/cldm_cnn.yaml)
+SD_SNR_SCALE, SD_MIN_SNR = 100.0, 0.0
+#: key prefix of the control network in a published DiffJSCC ``ControlLDM`` checkpoint
+PUBLISHED_PREFIX = "control_model."
+
+
+def snr_features(snr_db: torch.Tensor, dim: int) -> torch.Tensor:
+    """``[B]`` SNR [dB] -> ``[B, dim]`` ``[cos | sin]`` of ``(100·snr − 0)·10000^(−i/(dim/2))``: the published
+    ControlNet's ``snr_embedding`` (diffusers' timestep embedding with ``flip_sin_to_cos``, no shift)."""
     from diffusers.models.embeddings import get_timestep_embedding
 
-    return get_timestep_embedding(snr_db.float().reshape(-1) * SNR_SCALE, dim, flip_sin_to_cos=True,
+    return get_timestep_embedding(snr_db.float().reshape(-1) * SD_SNR_SCALE - SD_MIN_SNR, dim, flip_sin_to_cos=True,
                                   downscale_freq_shift=0)
+
+
+class LatentConcat(nn.Module):
+    """The condition's share of the control net's first convolution: a bias-free 3x3 conv on the
+    stage-1 latent, added to ``conv_in`` of the noisy latent (= one conv of their concatenation).
+    diffusers' ControlNet has a pixel-space conditioning encoder there; DiffJSCC concatenates latents."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, width, 3, padding=1, bias=False)
+        nn.init.zeros_(self.conv.weight)
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return self.conv(cond)
 
 
 class DiffJSCCControl(nn.Module):
     """Control network: ``(z_t, t, prompt, z_s1, snr) -> (down residuals, mid residual)`` for the UNet.
 
-    :param controlnet: a diffusers ``ControlNetModel`` with ``conditioning_channels`` = latent channels,
-        one-stage conditioning embedding and a projection class embedding of width :data:`SNR_EMBED_DIM`
+    :param controlnet: a diffusers ``ControlNetModel`` whose ``controlnet_cond_embedding`` is a
+        :class:`LatentConcat` and whose class embedding is the SNR MLP (projection of the
+        :func:`snr_features` of width ``block_out_channels[0]``)
     """
 
     def __init__(self, controlnet: nn.Module):
         super().__init__()
         self.controlnet = controlnet
+        self.snr_dim = int(controlnet.config.block_out_channels[0])
 
     @classmethod
-    def from_unet(cls, unet: nn.Module, cond_width: int = 64) -> "DiffJSCCControl":
-        """Copy ``unet``'s encoder into a control net (zero-initialised outputs and SNR MLP)."""
+    def from_unet(cls, unet: nn.Module) -> "DiffJSCCControl":
+        """Copy ``unet``'s encoder into a control net (zero-initialised outputs, condition conv and SNR MLP)."""
         from diffusers import ControlNetModel
         from diffusers.models.embeddings import TimestepEmbedding
 
         cn = ControlNetModel.from_unet(unet, conditioning_channels=unet.config.in_channels,
-                                       conditioning_embedding_out_channels=(cond_width,))
+                                       conditioning_embedding_out_channels=(16,))
+        width = cn.config.block_out_channels[0]
+        cn.controlnet_cond_embedding = LatentConcat(unet.config.in_channels, width)
         time_dim = cn.time_embedding.linear_2.out_features
-        cn.class_embedding = TimestepEmbedding(SNR_EMBED_DIM, time_dim)
+        cn.class_embedding = TimestepEmbedding(width, time_dim)
         nn.init.zeros_(cn.class_embedding.linear_2.weight)
         nn.init.zeros_(cn.class_embedding.linear_2.bias)
-        cn.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=SNR_EMBED_DIM)
+        cn.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=width)
         return cls(cn)
 
     def forward(self, z_t, t, prompt_embeds, z_s1, snr_db):
-        feats = snr_features(snr_db).to(z_t.device, z_t.dtype)
+        feats = snr_features(snr_db, self.snr_dim).to(z_t.device, z_t.dtype)
         down, mid = self.controlnet(z_t, t, encoder_hidden_states=prompt_embeds, controlnet_cond=z_s1,
                                     class_labels=feats, return_dict=False)
         return down, mid
@@ -178,23 +204,76 @@ def save_control(control: DiffJSCCControl, path: str | Path) -> None:
                                           "config": json.dumps(dict(control.controlnet.config))})
 
 
-def load_control(path: str | Path, unet) -> DiffJSCCControl:
-    """A control network in our layout for ``unet``; other layouts are refused (keys named)."""
+def published_control_state(state: dict[str, torch.Tensor], control: DiffJSCCControl,
+                            vae=None) -> dict[str, torch.Tensor]:
+    """Our :class:`DiffJSCCControl` state dict from a published DiffJSCC checkpoint's tensors.
+
+    ``control_model.input_blocks.0.0`` (a conv of ``cat(z_t, z_s1)``) is split into ``conv_in`` (the
+    first ``C`` input channels) and :class:`LatentConcat` (the rest); ``snr_embed.{0,2}`` become the SNR
+    MLP; everything else goes through diffusers' ldm -> diffusers ControlNet converter. With ``vae``,
+    the checkpoint's ``cond_encoder`` must equal the VAE's encoder (else ``ValueError``).
+
+    :raises ValueError: not the published layout, or a key left over / missing (named)
+    """
+    from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
+
+    ctrl = {k[len(PUBLISHED_PREFIX):]: v for k, v in state.items() if k.startswith(PUBLISHED_PREFIX)}
+    if "input_blocks.0.0.weight" not in ctrl or "snr_embed.0.weight" not in ctrl:
+        raise ValueError("not a published DiffJSCC control network (no control_model.input_blocks.0.0 / snr_embed)")
+    cn = control.controlnet
+    c = cn.config.in_channels
+    w = ctrl.pop("input_blocks.0.0.weight")
+    if w.shape[1] != 2 * c:
+        raise ValueError(f"published input conv takes {w.shape[1]} channels; expected {2 * c} (latent + condition)")
+    out = {"controlnet.controlnet_cond_embedding.conv.weight": w[:, c:].clone()}
+    ctrl["input_blocks.0.0.weight"] = w[:, :c].clone()
+    for i, j in ((0, 1), (2, 2)):
+        for kind in ("weight", "bias"):
+            out[f"controlnet.class_embedding.linear_{j}.{kind}"] = ctrl.pop(f"snr_embed.{i}.{kind}")
+    converted = convert_controlnet_checkpoint(ctrl, dict(cn.config))
+    out.update({f"controlnet.{k}": v for k, v in converted.items()})
+    want = set(control.state_dict())
+    missing, extra = sorted(want - set(out)), sorted(set(out) - want)
+    if missing or extra:
+        raise ValueError(f"published control network does not match this SD UNet: missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}")
+    if vae is not None:
+        enc = {k[len("cond_encoder.encoder."):]: v for k, v in state.items() if k.startswith("cond_encoder.encoder.")}
+        ref = vae.encoder.state_dict()
+        differs = [k for k, v in enc.items() if k in ref and not torch.allclose(v.float(), ref[k].float(), atol=1e-3)]
+        if differs:
+            raise ValueError(f"the checkpoint's cond_encoder differs from the SD VAE's encoder ({differs[0]}, ...); "
+                             "only the published frozen copy is supported")
+    return out
+
+
+def load_control(path: str | Path, unet, vae=None) -> DiffJSCCControl:
+    """A control network for ``unet`` from our layout (:func:`save_control`) or a published DiffJSCC
+    checkpoint (:func:`published_control_state`); other layouts are refused (keys named)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from ..jscc.diffjscc_cnn import read_checkpoint
+
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: only the linksim control layout (.safetensors from save_control) loads; "
-                         f"the published DiffJSCC checkpoint layout is not mapped yet")
-    with safe_open(str(path), "pt") as f:
-        fmt = (f.metadata() or {}).get("format")
     control = DiffJSCCControl.from_unet(unet)
-    state = load_file(str(path))
+    fmt = None
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), "pt") as f:
+            fmt = (f.metadata() or {}).get("format")
+        state = load_file(str(path))
+    else:
+        state = read_checkpoint(path)
+        state = state.get("state_dict", state) if isinstance(state, dict) else {}
+        state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith(PUBLISHED_PREFIX) for k in state):
+        control.load_state_dict(published_control_state(state, control, vae), strict=True)
+        return control
     want = set(control.state_dict())
     if fmt != "linksim-diffjscc-control" or set(state) != want:
         lacking = sorted(want - set(state))[:3]
-        raise ValueError(f"{path}: not a linksim DiffJSCC control file (format {fmt!r}; lacks e.g. {lacking})")
+        raise ValueError(f"{path}: neither a linksim DiffJSCC control file nor a published DiffJSCC checkpoint "
+                         f"(format {fmt!r}; lacks e.g. {lacking})")
     control.load_state_dict(state, strict=True)
     return control
 
@@ -257,7 +336,7 @@ def load_sd_refiner(sd_path: str | None, control: str | None, caption: str = "no
     sd = Path(sd_path).expanduser() if sd_path else default_sd_path()
     unet = UNet2DConditionModel.from_pretrained(sd / "unet").to(device, dtype).eval().requires_grad_(False)
     vae = AutoencoderKL.from_pretrained(sd / "vae").to(device, dtype).eval().requires_grad_(False)
-    ctrl = load_control(Path(control).expanduser() if control else default_control_path(), unet).to(device, dtype).eval()
+    ctrl = load_control(Path(control).expanduser() if control else default_control_path(), unet, vae).to(device, dtype).eval()
     if (sd / "empty_prompt.safetensors").is_file():
         prompt = load_file(str(sd / "empty_prompt.safetensors"))["prompt_embeds"]
     else:

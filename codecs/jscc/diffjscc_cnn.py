@@ -261,7 +261,7 @@ def _stage1_state(obj: dict) -> dict[str, torch.Tensor]:
             if k.startswith(prefix + "E.") or k.startswith(prefix + "G.")}
 
 
-def _read(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict:
     try:  # mmap: a full DiffJSCC checkpoint holds Stable Diffusion too (GBs); only stage 1 is read
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
@@ -272,7 +272,7 @@ def published_stage1_state(path: str | Path) -> dict[str, torch.Tensor] | None:
     """The stage-1 tensors of ``path`` when it has the published DiffJSCC layout, else ``None``
     (read once: the caller hands them to :func:`load_published_diffjscc`)."""
     try:
-        state = _stage1_state(_read(Path(path)))
+        state = _stage1_state(read_checkpoint(Path(path)))
     except Exception:  # noqa: BLE001 - not a readable torch checkpoint: not ours to claim
         return None
     return state if "E.net.1.weight" in state and "G.mask_conv.weight" in state else None
@@ -287,7 +287,7 @@ def load_published_diffjscc(path: str | Path, device: str | torch.device = "cpu"
     """
     path = Path(path)
     if state is None:
-        state = _stage1_state(_read(path))
+        state = _stage1_state(read_checkpoint(path))
     if "E.projection.weight" not in state or "G.mask_conv.weight" not in state:
         raise ValueError(f"{path}: no DiffJSCC stage-1 weights (E.* / G.*, or preprocess_model.E.* / .G.*)")
     proj, stem, top = state["E.projection.weight"], state["E.net.1.weight"], state["G.mask_conv.weight"]
