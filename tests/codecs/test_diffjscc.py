@@ -75,7 +75,7 @@ def _photos(size=64):
 
 @needs_shipped
 @pytest.mark.xfail(strict=True, reason=(
-    "KNOWN DEFECT of the shipped refiner (600 CPU steps): it barely uses its condition — with the same "
+    "KNOWN DEFECT of the shipped refiner (1500 CPU steps): it barely uses its condition — at 600 steps, with the same "
     "noise, swapping the two conditions moves the output by MSE 0.0026 while another noise draw moves it "
     "by 0.019 (codecs/diffjscc/embedded/README.md). strict: this test fails loudly once a better-trained "
     "refiner passes, so the marker is removed then."))
