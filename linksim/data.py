@@ -50,7 +50,7 @@ from .codecs.images import EMBEDDED_IMAGES, IMAGE_SUFFIXES, embedded_array, resi
 from .errors import DataError
 # listing, selection and the per-file check are torch-free (the validator's, linksim.sources)
 from .sources import (LABELLED_SOURCES, MIN_SOURCE_SIDE, DataRequest, file_items,  # noqa: F401
-                      labelled_selection, read_checked, select)
+                      camera_frames, labelled_selection, read_checked, select)
 
 __all__ = [
     "ImageSet", "load_images", "resize_center_crop", "EMBEDDED_IMAGES", "IMAGE_SUFFIXES", "MIN_SOURCE_SIDE",
@@ -138,13 +138,14 @@ def _load_labelled(source, size, limit, seed, folder, names) -> ImageSet:
 def _load_camera(photo: str, pan_px: int, size: tuple[int, int], limit: int | None,
                  names: Sequence[str] | None = None) -> ImageSet:
     """The camera source (module docstring): ``limit`` frames panning across ``photo``."""
-    frames = limit or 8
+    names_all = camera_frames(photo, limit)
+    frames = len(names_all)
     h, w = size
     try:
         strip = resize_center_crop(to_tensor(embedded_array(photo)), h, w + (frames - 1) * pan_px)
     except (KeyError, ValueError) as err:
         raise DataError("data.photo", str(err)) from None
-    items = [(f"{photo}_f{k:03d}", k) for k in range(frames)]
+    items = [(n, k) for k, n in enumerate(names_all)]
     if names is not None:
         items = select([(n, k, None) for n, k in items], list(names), "camera")
     images = torch.stack([strip[:, :, k * pan_px:k * pan_px + w] for _, k, *_ in items]).contiguous()

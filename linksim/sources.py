@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .codecs.image_files import EMBEDDED_IMAGES, embedded_array, folder_files, read_file
+from .codecs.image_files import EMBEDDED_IMAGES, EMBEDDED_PHOTOS, embedded_array, folder_files, read_file
 from .errors import DataError
 
 __all__ = ["DataRequest", "LABELLED_SOURCES", "MIN_SOURCE_SIDE", "check_images", "file_items", "parse_size",
-           "read_checked", "select", "labelled_selection"]
+           "read_checked", "select", "labelled_selection", "camera_frames"]
 
 #: sources with per-pixel labels (+ instances): procedural scenes and the two dataset layouts
 LABELLED_SOURCES = ("scenes", "cityscapes", "coco_stuff")
@@ -28,6 +28,11 @@ LABELLED_SOURCES = ("scenes", "cityscapes", "coco_stuff")
 MIN_SOURCE_SIDE = 8
 #: scenes (and camera frames) when ``limit`` is not given
 DEFAULT_GENERATED = 8
+
+
+def camera_frames(photo: str, limit: int | None) -> list[str]:
+    """Names of the camera source's frames, ``<photo>_f000, <photo>_f001, ...`` (``limit``, default 8)."""
+    return [f"{photo}_f{k:03d}" for k in range(limit or DEFAULT_GENERATED)]
 
 
 @dataclass(frozen=True)
@@ -157,15 +162,17 @@ def check_images(data: Any) -> int:
     if req.source in ("cityscapes", "coco_stuff"):  # a dataset folder: its loader pairs and decodes it (torch)
         return len(labelled_selection(req.source, req.size, req.limit, req.seed, req.folder, req.names)[1])
     if req.source in ("scenes", "camera"):
-        if req.source == "camera" and req.photo not in EMBEDDED_IMAGES + ("stereo_motorcycle",):
-            embedded_array(req.photo)  # raises for an unknown photo (the config validator names it)
-        count = (req.limit or DEFAULT_GENERATED) if req.names is None or req.source == "camera" else DEFAULT_GENERATED
+        if req.source == "camera":
+            if req.photo not in EMBEDDED_PHOTOS:
+                raise DataError("data.photo", f"no embedded image {req.photo!r}; known: {', '.join(EMBEDDED_PHOTOS)}")
+            names = camera_frames(req.photo, req.limit)
+        else:  # scene_set's names (linksim.codecs.gesco.scenes); with names: the first 8 scenes are the pool
+            count = DEFAULT_GENERATED if req.names is not None else (req.limit or DEFAULT_GENERATED)
+            names = [f"scene_{req.seed}_{i}" for i in range(count)]
         if req.names is None:
-            return count
-        prefix = f"scene_{req.seed}_" if req.source == "scenes" else f"{req.photo}_f"
-        fmt = (lambda k: f"{prefix}{k}") if req.source == "scenes" else (lambda k: f"{prefix}{k:03d}")
-        kept = select([(fmt(k),) for k in range(count)], list(req.names), req.source)
-        return min(len(kept), req.limit) if req.limit and req.source == "scenes" else len(kept)
+            return len(names)
+        kept = len(select([(n,) for n in names], list(req.names), req.source))
+        return min(kept, req.limit) if req.limit and req.source == "scenes" else kept
     kept = 0
     for name, path, read in file_items(req):
         if req.limit is not None and kept >= req.limit:

@@ -31,14 +31,14 @@ from linksim.weights import verify_shipped
 
 from .layers import GDN, AFModule
 # the CBR arithmetic and the weight paths are torch-free (the validator uses them); re-exported here
-from .geometry import EMBEDDED_DIR, embedded_path, latent_channels, parse_cbr  # noqa: F401
+from .geometry import ADJSCC_DOWNSAMPLING, EMBEDDED_DIR, embedded_path, latent_channels, parse_cbr  # noqa: F401
 
 __all__ = [
     "ADJSCCConfig", "ADJSCC", "ADJSCCEncoder", "ADJSCCDecoder", "awgn_channel", "parse_cbr",
     "save_model", "load_native", "load_embedded", "embedded_path",
 ]
 
-DOWNSAMPLING = 4  # two stride-2 convolutions
+DOWNSAMPLING = ADJSCC_DOWNSAMPLING  # two stride-2 convolutions
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from torch import nn
 
 from .adjscc import ADJSCC, load_native
 from .layers import GDN, AFModule
-from .geometry import EMBEDDED_DIR, embedded_resnet_path  # noqa: F401 (re-exported)
+from .geometry import EMBEDDED_DIR, RESNET_DOWNSAMPLING, embedded_resnet_path  # noqa: F401 (re-exported)
 
 __all__ = ["ResNetJSCCConfig", "ResNetJSCC", "ResBlock", "ResBlockDown", "ResBlockUp", "EMBEDDED_RESNET_DIR",
            "embedded_resnet_path", "load_embedded_resnet"]
@@ -155,7 +155,7 @@ class ResNetJSCC(ADJSCC):
     (32, True, 16)
     """
 
-    downsampling = 16
+    downsampling = RESNET_DOWNSAMPLING
 
     def __init__(self, config: ResNetJSCCConfig | None = None, **kwargs):
         nn.Module.__init__(self)

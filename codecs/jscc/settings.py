@@ -19,6 +19,7 @@ from .geometry import (ADJSCC_DOWNSAMPLING, RESNET_DOWNSAMPLING, check_model_cbr
 
 __all__ = ["JSCCSettings", "check_jscc_point"]
 
+
 class JSCCSettings(BaseModel):
     """Settings of ``kind: jscc`` (strict: unknown keys are errors).
 

@@ -54,11 +54,13 @@ def _load_decoder(path: str, device: str = "cpu"):
     return load_decoder(path, device)
 
 
+@functools.lru_cache(maxsize=8)
 @torch.no_grad()
 def training_photo_bits(model, image_shape: tuple[int, int], device="cpu") -> torch.Tensor:
     """``[P·G]`` group bits of the model's training photos (the embedded corpus minus its ``holdout``),
     resized and centre-cropped to ``image_shape`` as the scenario's images are: the ``adaptive``
-    calibration set (never an image the model was evaluated on)."""
+    calibration set (never an image the model was evaluated on). Cached per model object and size:
+    every sweep point of a run shares it (the models are cached too, :func:`load_model`)."""
     from ..images import EMBEDDED_HOLDOUT, EMBEDDED_PHOTOS, embedded_array, resize_center_crop, to_tensor
 
     holdout = set(model.config.extra.get("holdout", EMBEDDED_HOLDOUT))
