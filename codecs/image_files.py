@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["EMBEDDED_IMAGES", "EMBEDDED_PHOTOS", "EMBEDDED_HOLDOUT", "IMAGE_SUFFIXES", "embedded_array",
-           "read_file", "pil_to_rgb", "folder_files"]
+           "read_file", "pil_to_rgb", "folder_files", "scene_names"]
 
 #: the scenarios' embedded corpus (``data.source: embedded``), in the order scenarios see it.
 #: Changing it changes every scenario's image list (results rows, ``data.limit``).
@@ -29,6 +29,12 @@ EMBEDDED_PHOTOS: tuple[str, ...] = EMBEDDED_IMAGES + ("stereo_motorcycle",)
 EMBEDDED_HOLDOUT: tuple[str, ...] = ("coffee", "chelsea")
 #: file suffixes read from a folder (compared in lower case)
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def scene_names(seed: int, count: int, start: int = 0) -> list[str]:
+    """The names of the procedural scenes ``start .. start + count - 1`` of ``seed``
+    (``data.source: scenes``; :func:`linksim.codecs.gesco.scenes.scene_set` draws them)."""
+    return [f"scene_{seed}_{i}" for i in range(start, start + count)]
 
 
 # ---- reading -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .codecs.image_files import EMBEDDED_IMAGES, EMBEDDED_PHOTOS, embedded_array, folder_files, read_file
+from .codecs.image_files import EMBEDDED_IMAGES, EMBEDDED_PHOTOS, embedded_array, folder_files, read_file, scene_names
 from .errors import DataError
 
 __all__ = ["DataRequest", "LABELLED_SOURCES", "MIN_SOURCE_SIDE", "check_images", "file_items", "parse_size",
@@ -168,7 +168,7 @@ def check_images(data: Any) -> int:
             names = camera_frames(req.photo, req.limit)
         else:  # scene_set's names (linksim.codecs.gesco.scenes); with names: the first 8 scenes are the pool
             count = DEFAULT_GENERATED if req.names is not None else (req.limit or DEFAULT_GENERATED)
-            names = [f"scene_{req.seed}_{i}" for i in range(count)]
+            names = scene_names(req.seed, count)
         if req.names is None:
             return len(names)
         kept = len(select([(n,) for n in names], list(req.names), req.source))

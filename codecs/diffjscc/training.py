@@ -3,8 +3,10 @@
 One run = a strict YAML/pydantic config -> random crops of the embedded corpus (held-out photos
 never cropped) -> a frozen stage-1 JSCC per image (one of ``stage1.cbrs``, drawn per image) over
 AWGN at a CSNR drawn uniformly in ``channel.csnr_db`` -> the stage-1 reconstruction ``x_s1`` ->
-the conditional ``UNet2DModel`` of :mod:`.pixel` trained with the DDPM ε-MSE on
-``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε`` given ``[x_t ‖ x_s1]`` and the CSNR. As the paper's stage 2, only the
+the conditional ``UNet2DModel`` of :mod:`.pixel` trained with an MSE on
+``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε`` given ``[x_t ‖ x_s1]`` and the CSNR: the paper's (and SD's) ε target
+(``prediction_type: epsilon``), or ``sample`` (x0) / ``v_prediction`` (v = √ᾱ ε − √(1−ᾱ) x0),
+diffusers' three parametrisations, which the DDIM sampler reads from the exported scheduler. As the paper's stage 2, only the
 refiner is trained (the JSCC stays frozen). AdamW with warm-up, gradient clipping, EMA;
 checkpoint/resume bit-for-bit (model, EMA, optimiser, step, data/noise generator states, losses);
 sample grids (rows: original / stage 1 / refined, EMA weights, DDIM) every ``sample.every`` steps.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +27,7 @@ from pydantic import Field, field_validator
 
 from ..configs import Count, StrictModel, TrainRunConfig, load_config
 from ..diffusion.training import (PriorOptimConfig, SampleConfig, ScheduleConfig, UNetConfig,
-                                  scheduler_config, training_images)
+                                  scheduler_config, training_images, training_target)
 from ..jscc.adjscc import awgn_channel, parse_cbr
 from ..jscc.training import CropSampler, DataConfig, _plot_loss
 from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
@@ -69,6 +72,12 @@ class TrainDiffJSCCConfig(TrainRunConfig):
     :param stage1: the frozen JSCC models
     :param channel: the CSNR range
     :param export_dtype: stored weight dtype of the exported refiner
+    :param prediction_type: what the UNet learns to output: ``epsilon`` (the paper's stage 2 on SD,
+        and the default), ``sample`` (x̂0) or ``v_prediction``. The ε loss weighs the condition
+        little where it matters most: at large t, ε ≈ x_t and an error δ in x̂0 costs only
+        ``ᾱ/(1−ᾱ)·δ²``, so a small model trained for minutes learns to ignore the stage-1 decode
+        (the shipped ε model did, issue 15); x0 or v weigh that term fully (see the model README
+        for which the embedded refiner uses and how that was chosen).
     """
 
     name: str = "diffjscc_embedded"
@@ -85,6 +94,7 @@ class TrainDiffJSCCConfig(TrainRunConfig):
     optim: PriorOptimConfig = PriorOptimConfig()
     sample: SampleConfig = SampleConfig(every=1000, count=8, steps=50)
     eval_steps: int = Field(50, ge=1)
+    prediction_type: Literal["epsilon", "sample", "v_prediction"] = "epsilon"
 
 
 def load_diffjscc_train_config(config) -> TrainDiffJSCCConfig:
@@ -113,6 +123,11 @@ def stage1_reconstruct(models: list, x: torch.Tensor, csnr_db: torch.Tensor, whi
         if sel.numel():
             out[sel] = m(x[sel], channel, csnr_db[sel]).clamp(0, 1)
     return out
+
+
+def refiner_scheduler_config(cfg: TrainDiffJSCCConfig) -> dict:
+    """The diffusers scheduler kwargs of a run: its schedule and its ``prediction_type``."""
+    return {**scheduler_config(cfg.schedule), "prediction_type": cfg.prediction_type}
 
 
 def _subcrop(x: torch.Tensor, x1: torch.Tensor, size: int, generator: torch.Generator):
@@ -156,7 +171,7 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
         raise ValueError(f"refiner_crop {cfg.refiner_crop} exceeds data.crop {cfg.data.crop}")
     unet = build_conditional_unet(cfg.model, cfg.refiner_crop).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
-    sched = scheduler_config(cfg.schedule)
+    sched = refiner_scheduler_config(cfg)
     abar = ddim_scheduler(sched).alphas_cumprod.to(device, torch.float32)
     T = abar.numel()
     models = _stage1_models(cfg, device)
@@ -194,8 +209,10 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
         t = torch.randint(T, (b,), generator=noise_gen, device=device)
         noise = torch.randn(x.shape, generator=noise_gen, device=device)
         a = abar[t].reshape(b, 1, 1, 1)
-        x_t = a.sqrt() * (x * 2 - 1) + (1 - a).sqrt() * noise
-        return optimizer_step(F.mse_loss(net.eps(x_t, t, x1 * 2 - 1, snr), noise), opt, lr_sched, unet.parameters(),
+        x0 = x * 2 - 1
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = training_target(cfg.prediction_type, x0, noise, a)
+        return optimizer_step(F.mse_loss(net.eps(x_t, t, x1 * 2 - 1, snr), target), opt, lr_sched, unet.parameters(),
                               cfg.optim.grad_clip)
 
     def after_step(done: int) -> None:
@@ -208,7 +225,7 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
                     on_step=after_step):
         return None
     grid(out / "samples.png")
-    _plot_loss(state.losses, out / "loss.png", f"{cfg.name}: eps-MSE (conditional UNet {cfg.model.block_out_channels})")
+    _plot_loss(state.losses, out / "loss.png", f"{cfg.name}: {cfg.prediction_type}-MSE (conditional UNet {cfg.model.block_out_channels})")
     return export_run(out, out / "ddpm")
 
 
@@ -233,7 +250,7 @@ def export_run(run_dir: str | Path, dest: str | Path | None = None) -> Path:
     ema = build_conditional_unet(cfg.model, cfg.refiner_crop)
     ema.load_state_dict(ck["ema"])
     losses = ck["losses"][-100:]
-    return export_refiner(ema.eval(), scheduler_config(cfg.schedule), dest or EMBEDDED_DDPM_DIR, cfg.export_dtype, extra={
+    return export_refiner(ema.eval(), refiner_scheduler_config(cfg), dest or EMBEDDED_DDPM_DIR, cfg.export_dtype, extra={
         "trained_steps": int(ck["step"]), "batch_size": cfg.batch_size,
         "final_loss_mean_100": sum(losses) / max(len(losses), 1), "train_config": cfg.model_dump(mode="json"),
     })

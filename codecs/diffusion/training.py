@@ -37,7 +37,7 @@ from .prior import Prior
 __all__ = [
     "TrainPriorConfig", "PriorDataConfig", "UNetConfig", "ScheduleConfig", "PriorOptimConfig", "SampleConfig",
     "PriorTrainResult", "load_prior_train_config", "build_unet", "scheduler_config", "train_prior",
-    "export_prior", "export_run", "sample_images", "training_images", "EMBEDDED_PRIOR_DIR",
+    "export_prior", "export_run", "sample_images", "training_images", "training_target", "EMBEDDED_PRIOR_DIR",
 ]
 
 
@@ -163,6 +163,16 @@ def scheduler_config(cfg: ScheduleConfig) -> dict:
     """The diffusers ``DDPMScheduler`` kwargs of this schedule (eps prediction, fixed-small variance)."""
     return dict(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
                 beta_schedule="linear", prediction_type="epsilon", variance_type="fixed_small", clip_sample=True)
+
+
+def training_target(prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """The regression target of diffusers' parametrisation ``prediction_type`` for
+    ``x_t = √ᾱ x0 + √(1−ᾱ) ε`` (``abar`` broadcastable to ``x0``): ε, x0, or v = √ᾱ ε − √(1−ᾱ) x0."""
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return x0
+    return abar.sqrt() * noise - (1 - abar).sqrt() * x0
 
 
 def _prior(unet, sched: dict) -> Prior:

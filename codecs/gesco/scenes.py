@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..image_files import scene_names
+
 __all__ = ["CLASSES", "NUM_CLASSES", "THING_CLASSES", "PALETTE", "render_scene", "SceneSet", "scene_set",
            "instance_edges", "colorize"]
 
@@ -230,4 +232,4 @@ def scene_set(height: int, width: int, count: int, seed: int = 0, start: int = 0
         labs.append(torch.from_numpy(lab.astype(np.int64)))
         insts.append(torch.from_numpy(inst.astype(np.int64)))
     return SceneSet(torch.stack(imgs), torch.stack(labs), torch.stack(insts),
-                    [f"scene_{seed}_{i}" for i in range(start, start + count)])
+                    scene_names(seed, count, start))

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from ..configs import Count, StrictModel, TrainRunConfig, load_config
-from ..diffusion.training import PriorOptimConfig, ScheduleConfig, UNetConfig, training_images
+from ..diffusion.training import PriorOptimConfig, ScheduleConfig, UNetConfig, training_images, training_target
 from ..images import psnr
 from ..jscc.training import CropSampler, DataConfig, _plot_loss, eval_images
 from ..training_loop import TrainState, ema_update, optimizer_step, resolve_device, run_loop
@@ -321,7 +321,7 @@ def _diffusion(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
         a = abar[t].reshape(b, 1, 1, 1)
         x0 = x * 2 - 1
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        target = x0 if d.prediction_type == "sample" else noise
+        target = training_target(d.prediction_type, x0, noise, a)
         loss = optimizer_step(F.mse_loss(net.eps(x_t, t, cond, snr), target), opt, lr_sched, list(unet.parameters()),
                        d.optim.grad_clip)
         ema_update(ema, unet, d.optim.ema_decay, s + 1)

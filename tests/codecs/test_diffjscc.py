@@ -74,11 +74,6 @@ def _photos(size=64):
 
 
 @needs_shipped
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN DEFECT of the shipped refiner (1500 CPU steps): it barely uses its condition — at 600 steps, with the same "
-    "noise, swapping the two conditions moves the output by MSE 0.0026 while another noise draw moves it "
-    "by 0.019 (codecs/diffjscc/embedded/README.md). strict: this test fails loudly once a better-trained "
-    "refiner passes, so the marker is removed then."))
 def test_refiner_uses_its_condition():
     """Swap the conditions: each refined image is closer (MSE) to its own stage-1 decode than to
     the other image's, with the same noise. A refiner that ignored its condition would fail."""
@@ -93,13 +88,16 @@ def test_refiner_uses_its_condition():
     out = ref.refine(x1, 10.0, num_steps=20, generator=torch.Generator().manual_seed(0))
     d = ((out[:, None] - x1[None]) ** 2).mean(dim=(2, 3, 4))  # d[i, j] = MSE(refined_i, stage1_j)
     assert d[0, 0] < d[0, 1] and d[1, 1] < d[1, 0]
+    # the same noise with the conditions swapped: the winner swaps with them
+    sw = ref.refine(x1.flip(0), 10.0, num_steps=20, generator=torch.Generator().manual_seed(0))
+    d = ((sw[:, None] - x1[None]) ** 2).mean(dim=(2, 3, 4))
+    assert d[0, 1] < d[0, 0] and d[1, 0] < d[1, 1]
 
 
 @needs_shipped
 def test_method_output_follows_its_own_stage1_through_the_colour_fix():
     """The method's output (colour fix on, the default) is closer to its own stage-1 decode than to
-    the other image's. This holds through the colour fix (its low band *is* stage 1's), not
-    through the refiner (see the xfail above)."""
+    the other image's, through the colour fix too (whose low band *is* stage 1's)."""
     from linksim.codecs.diffjscc.pixel import load_pixel_refiner
     from linksim.codecs.jscc.resnet import load_embedded_resnet
 
@@ -195,6 +193,44 @@ def test_train_diffjscc_cli_resumes_and_exports(tmp_path):
     ref = load_pixel_refiner(out / "ddpm")
     y = ref.refine(torch.rand(1, 3, 16, 16), 5.0, num_steps=2, generator=torch.Generator().manual_seed(0))
     assert y.shape == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_training_target_is_what_diffusers_reads(prediction_type):
+    """Independent of our formula: the target fed to diffusers' DDIM ``step`` (eta 0) at the
+    last step gives back x0 exactly, whatever the parametrisation; and for v it equals diffusers'
+    own ``get_velocity``."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from linksim.codecs.diffusion.training import training_target
+
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.randn(2, 3, 8, 8, generator=g)
+    kw = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", prediction_type=prediction_type)
+    t = torch.tensor([700, 700])
+    abar = DDPMScheduler(**kw).alphas_cumprod[t].reshape(2, 1, 1, 1)
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    target = training_target(prediction_type, x0, noise, abar)
+    if prediction_type == "v_prediction":
+        torch.testing.assert_close(target, DDPMScheduler(**kw).get_velocity(x0, noise, t))
+    ddim = DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    ddim.set_timesteps(1)  # one step from t = 999 down to x0 (alpha_bar_prev = 1)
+    t999 = ddim.timesteps[0]
+    abar = ddim.alphas_cumprod[t999]
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    out = ddim.step(training_target(prediction_type, x0, noise, abar), t999, x_t, eta=0.0).prev_sample
+    torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
+
+
+@pytest.mark.skipif(not embedded_resnet_path("1/384").is_file(), reason="stage-1 weights not shipped")
+def test_train_diffjscc_exports_its_prediction_type(tmp_path):
+    import json
+
+    from linksim.codecs.diffjscc.training import train_diffjscc
+
+    out = train_diffjscc(_train_config(tmp_path, prediction_type="sample", steps=1, sample={"every": 5, "count": 1, "steps": 1}),
+                         tmp_path / "run", progress=False)
+    assert json.loads((out / "scheduler_config.json").read_text())["prediction_type"] == "sample"
 
 
 def test_train_diffjscc_bad_config_is_one_line_exit_2(tmp_path, capsys):
