@@ -72,7 +72,7 @@ from linksim.sweep import expand
 __all__ = [
     "ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS", "EXECUTION_KEYS", "FAULT_ENV",
     "atomic_write_text", "atomic_path", "resume_conflicts", "read_points", "SELECTION_KEYS", "IMAGES_FILE",
-    "record_chunks",
+    "record_chunks", "WEIGHTS_FILE", "weight_conflicts",
 ]
 
 log = logging.getLogger("linksim.store")
@@ -117,6 +117,32 @@ _PER_JOB_KEYS = ("sweep", "methods", "name")
 SELECTION_KEYS = ("limit", "names")
 #: the file of the image chunks
 IMAGES_FILE = "images.json"
+#: the weight table (``{name: sha256}``, :func:`linksim.weights.weight_table`) the folder's results were made with
+WEIGHTS_FILE = "weights.json"
+
+
+def weight_conflicts(folder: Path) -> list[str]:
+    """The entries of the weight table that differ between ``folder/weights.json`` and this linksim
+    (``name changed|added|removed (what uses it)``), ``[]`` when they agree or the folder predates
+    the file."""
+    from linksim.weights import KNOWN, weight_table
+
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text())["weights"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return [f"{WEIGHTS_FILE} (unreadable)"]
+    now = weight_table()
+    # an added entry counts too: a model name may now resolve to it (the resolution lives in the
+    # methods, not in the table), so only an identical table vouches for the finished results
+    out = []
+    for n in sorted(set(old) | set(now)):
+        if old.get(n) != now.get(n):
+            how = "added" if n not in old else "removed" if n not in now else "changed"
+            out.append(f"{n} {how} ({KNOWN[n].used_by})" if n in KNOWN else f"{n} {how}")
+    return out
 
 
 def _complete_part(path: Path) -> tuple[bytes, bool]:
@@ -240,7 +266,8 @@ class ResultsStore:
         old = self.dir / "scenario.yaml"
         if fresh:
             for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json",
-                      self.dir / "report.md", self.dir / IMAGES_FILE):
+                      self.dir / "report.md", self.dir / "report.tex", self.dir / IMAGES_FILE,
+                      self.dir / WEIGHTS_FILE):
                 p.unlink(missing_ok=True)
             # saved images of an earlier run would otherwise end up in this run's report grids
             for d in ("figures", "recon"):
@@ -257,9 +284,28 @@ class ResultsStore:
                     f"{self.dir}: holds results of a different scenario (differs in: {', '.join(differ)}); "
                     f"rerun with --fresh to overwrite or choose another --output"
                 )
+            # the scenario alone does not fix the numbers of image methods: their weights do too
+            image_methods = {m.name for m in scenario.methods if m.sends_images}
+            changed = weight_conflicts(self.dir) if any(m in image_methods for m, _ in finished) else []
+            if changed:
+                more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+                raise LinksimError(
+                    f"{self.dir}: holds results made with other weights (the weight table differs: {'; '.join(changed[:3])}{more}); "
+                    f"rerun with --fresh to overwrite or choose another --output"
+                )
         atomic_write_text(old, yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"},
                                               sort_keys=False))
+        self._write_weights()
         self._recover()
+
+    def _write_weights(self) -> None:
+        """Record the weight table, unless finished results of an older folder (without the file) are
+        resumed: their weights are unknown, and writing today's table would vouch for them."""
+        from linksim.weights import weight_table
+
+        path = self.dir / WEIGHTS_FILE
+        if path.is_file() or not read_points(self.points):
+            atomic_write_text(path, json.dumps({"weights": weight_table()}, indent=1, sort_keys=True) + "\n")
 
     def _remove_stale_tmp(self) -> None:
         """Temporary files of a killed run (never renamed into place)."""

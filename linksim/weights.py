@@ -40,6 +40,7 @@ from linksim.errors import WeightsUnavailable
 
 __all__ = [
     "KNOWN",
+    "weight_table",
     "WeightSpec",
     "WeightStatus",
     "hub_checkpoints_dir",
@@ -267,12 +268,22 @@ KNOWN: dict[str, WeightSpec] = {
             package=("linksim.codecs.diffjscc", "embedded/ddpm/diffusion_pytorch_model.safetensors"),
         ),
         WeightSpec(
+            name="gesco_receiver",
+            filename="gesco_receiver.safetensors",
+            url=None,
+            sha256="7982e7fd76242f28634e544810e41edf94e7eb0047cfe470cff52f5efbfe5329",
+            size=2389630,
+            used_by="gesco model: embedded (the receiver: SPADE semantic diffusion UNet, noisy training with FDS "
+                    "inside training, widths 32/48/64, trained by us)",
+            package=("linksim.codecs.gesco", "embedded/gesco_receiver.safetensors"),
+        ),
+        WeightSpec(
             name="gesco_noisy",
             filename="gesco_noisy.safetensors",
             url=None,
             sha256="7db313c86173eb7b156729d9c8ed6679e85622d4c5968edcd62e5eec59b2e429",
             size=1347126,
-            used_by="gesco model: embedded (SPADE semantic diffusion UNet, noisy training, trained by us)",
+            used_by="gesco model: embedded_noisy (the ablation's noisy-trained SPADE UNet, trained by us)",
             package=("linksim.codecs.gesco", "embedded/gesco_noisy.safetensors"),
         ),
         WeightSpec(
@@ -365,6 +376,14 @@ def _check_hash(spec: WeightSpec, path: Path) -> None:
             f"the file there has sha256 {digest[:16]}..., expected a prefix {spec.sha256[:16]}: "
             f"it is corrupt or a different file; delete it, then {_hint(spec)}",
         )
+
+
+def weight_table() -> dict[str, str]:
+    """``{name: sha256}`` of every file of :data:`KNOWN` with a full sha256: the weights this version
+    of linksim loads (embedded models, bundled heads, the metrics' backbones). A results folder keeps
+    it (``weights.json``) so that a resume after the weights changed is refused
+    (:class:`linksim.store.ResultsStore`)."""
+    return {spec.name: spec.sha256 for spec in KNOWN.values() if spec.sha256}
 
 
 def _shipped_specs() -> dict[str, WeightSpec]:

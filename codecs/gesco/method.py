@@ -76,6 +76,8 @@ def load_gesco(model: str = "embedded", device: str | torch.device = "cpu") -> S
         net = SemanticUNet(SemanticUNetConfig(**info["model"]))
         net.load_state_dict({k: v.float() for k, v in load_file(str(verify_shipped(path))).items()})
         net.scheduler_config = info.get("scheduler")  # the diffusers scheduler it was trained with
+        # trained on FDS-processed maps: its input must be FDS-processed in every mode (digital too)
+        net.fds_trained = bool(info.get("train_config", {}).get("fds_training", False))
         _CACHE[key] = net.to(device).eval().requires_grad_(False)
     return _CACHE[key]
 
@@ -290,6 +292,10 @@ class GescoMethod(ImageMethod):
             one = F.one_hot(lab.clamp(max=k), k + 1).permute(2, 0, 1).float()[:k]  # id k = unlabelled
             cond[i] = torch.cat([one, edge[None].float()]).to(cond.device)
             outage[i] = False
+        if self.config.fds and getattr(self.net, "fds_trained", False):
+            # the exact map is not denoised, but a model trained on FDS-processed maps (fds_training)
+            # has only ever seen FDS outputs: show it the map as it learnt maps look
+            cond = self._clean_up(cond, cond[:, :k].flatten(2).amax(dim=2) > 0)
         extras = {"downsample": rx.tx_meta["downsample"], "map_symbols": rx.tx_meta["map_symbols"], "side_bits": 0,
                   "crc_ok": cw_ok.all(dim=1).cpu(), "cbr_defined": True}
         return cond, extras, outage

@@ -20,7 +20,8 @@ EMBEDDED_DIR = Path(__file__).parent / "embedded"
 #: "PSNR" key of the GESCO code -> noise std σ on the maps
 PAPER_SIGMA: dict[int, float] = {100: 0.0, 30: 0.05, 25: 0.08, 20: 0.13, 15: 0.22, 10: 0.36, 5: 0.6, 1: 0.9}
 #: ``model:`` names of the shipped weights
-EMBEDDED_MODELS = {"embedded": EMBEDDED_DIR / "gesco_noisy.safetensors",
+EMBEDDED_MODELS = {"embedded": EMBEDDED_DIR / "gesco_receiver.safetensors",
+                   "embedded_noisy": EMBEDDED_DIR / "gesco_noisy.safetensors",
                    "embedded_clean": EMBEDDED_DIR / "gesco_clean.safetensors",
                    "embedded_fds": EMBEDDED_DIR / "gesco_fds.safetensors"}
 
@@ -29,10 +30,14 @@ class GescoSettings(DigitalLinkSettings):
     """Settings of ``kind: gesco`` (the digital-link keys apply to ``transmit: digital``).
 
     :param transmit: ``analog`` | ``digital`` | ``paper`` (module notes)
-    :param model: ``embedded`` (noisy training), ``embedded_clean`` (clean training, ablation),
-        ``embedded_fds`` (noisy training with FDS inside training, ablation) or a ``.safetensors``
-        file written by ``linksim train gesco`` (its ``.json`` beside it)
-    :param fds: apply the FDS block to received maps (analog, paper)
+    :param model: ``embedded`` (the receiver: noisy training with FDS inside training, the wider
+        UNet of ``configs/gesco_receiver.yaml``), or the ablation's same-size trio
+        ``embedded_noisy`` (noisy training), ``embedded_clean`` (clean training), ``embedded_fds``
+        (noisy training with FDS inside training), or a ``.safetensors`` file written by
+        ``linksim train gesco`` (its ``.json`` beside it)
+    :param fds: apply the FDS block to received maps (analog, paper); digital: to the exact
+        decoded map only for a model trained on FDS-processed maps (``fds_training`` in its
+        ``.json``, as ``embedded``), whose input must look like its training maps
     :param guidance: classifier-free guidance scale ``s`` (paper: 2 on Cityscapes)
     :param num_steps: DDIM steps (NFE = 2 per step: the doubled CFG batch)
     :param eta: DDIM stochasticity (0 deterministic, 1 DDPM-like)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not EMBEDDED_MODELS["embedded"].is_file(), reaso
 STEPS = 10
 
 
-@pytest.mark.parametrize("model", ["embedded", "embedded_clean", "embedded_fds"])
+@pytest.mark.parametrize("model", ["embedded", "embedded_noisy", "embedded_clean", "embedded_fds"])
 def test_receiver_uses_its_condition(model):
     if not EMBEDDED_MODELS[model].is_file():
         pytest.skip(f"{model} not shipped")
@@ -34,11 +34,12 @@ def test_receiver_uses_its_condition(model):
     assert w[0][1] > w[0][0] and w[1][0] > w[1][1]
 
 
-@pytest.mark.xfail(strict=False, reason="not met by the shipped CPU-trained model: at PSNR 1 (σ=0.9) FDS+noisy "
-                   "training gives ~0.6x the PSNR-100 mIoU (0.79x with FDS inside training, embedded_fds; "
-                   "benchmarks/results/gesco_ablation.md); noisy training itself helps: "
-                   "test_noisy_training_buys_robustness_to_map_noise, test_fds_inside_training_removes_the_mismatch")
 def test_robustness_trend_paper_mode():
+    """The issue's robustness trend: the receiver (``embedded``: FDS + noisy training, FDS inside
+    training) keeps >= 0.8x of its clean-map mIoU at PSNR 1 (σ = 0.9); the clean-trained model
+    without FDS keeps far less. Measured here: 0.59 vs 0.73 (0.81x), plain 0.19. The margin is thin:
+    on training scenes the same model gives 0.77x and 0.82x on two slices of 16
+    (configs/gesco_receiver.yaml), so this pins the shipped weights, not a law of the method."""
     s = scene_set(32, 64, 8, seed=7)
     seg = load_segmenter()
     clean = paper_miou(s, 100, num_steps=STEPS, segmenter=seg).miou.mean()
@@ -59,7 +60,7 @@ def test_noisy_training_buys_robustness_to_map_noise():
     (0.1 absolute on 8 scenes of seed 7) is well inside that gap and above the seed-to-seed spread."""
     s = scene_set(32, 64, 8, seed=7)
     seg = load_segmenter()
-    noisy = paper_miou(s, 1, fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
+    noisy = paper_miou(s, 1, model="embedded_noisy", fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
     clean = paper_miou(s, 1, model="embedded_clean", fds=False, num_steps=STEPS, segmenter=seg).miou.mean()
     assert noisy > clean + 0.1, (float(noisy), float(clean))
 
@@ -73,5 +74,5 @@ def test_fds_inside_training_removes_the_mismatch():
     s = scene_set(32, 64, 8, seed=7)
     seg = load_segmenter()
     fds_trained = paper_miou(s, 1, model="embedded_fds", fds=True, num_steps=STEPS, segmenter=seg).miou.mean()
-    fds_at_rx_only = paper_miou(s, 1, model="embedded", fds=True, num_steps=STEPS, segmenter=seg).miou.mean()
+    fds_at_rx_only = paper_miou(s, 1, model="embedded_noisy", fds=True, num_steps=STEPS, segmenter=seg).miou.mean()
     assert fds_trained > fds_at_rx_only + 0.08, (float(fds_trained), float(fds_at_rx_only))

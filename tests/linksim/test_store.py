@@ -186,3 +186,72 @@ def test_rows_are_put_in_job_order_byte_for_byte(tmp_path):
     before = store.results.stat().st_mtime_ns
     store.sort_rows([("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p2")])  # in order: not rewritten
     assert store.results.stat().st_mtime_ns == before
+
+
+class TestWeightTable:
+    """A folder keeps the weight table its results were made with (``weights.json``); a resume
+    under another table is refused, as a resume under another scenario is: the scenario alone does
+    not fix what an image method computes (session 8 retrained two shipped models, and the old
+    folders resumed silently with the old numbers)."""
+
+    def _older(self, folder, name="gesco_receiver", sha="0" * 64):
+        """The folder as an older linksim left it: one entry of its table differs."""
+        path = folder / "weights.json"
+        table = json.loads(path.read_text())
+        table["weights"][name] = sha
+        path.write_text(json.dumps(table))
+
+    def test_table_is_written_and_a_changed_entry_is_refused_with_nothing_lost(self, fake_methods, tmp_path):
+        from linksim.weights import KNOWN
+
+        out = tmp_path / "run"
+        run_scenario(scenario_from_dict(IMAGES), output=out)
+        table = json.loads((out / "weights.json").read_text())["weights"]
+        assert table["gesco_receiver"] == KNOWN["gesco_receiver"].sha256 and table["segmenter_scenes"] == KNOWN["segmenter_scenes"].sha256
+        self._older(out)
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        with pytest.raises(LinksimError, match=r"other weights \(the weight table differs: gesco_receiver changed "
+                                               r"\(gesco model: embedded.*--fresh"):
+            run_scenario(scenario_from_dict(IMAGES), output=out)
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+        run_scenario(scenario_from_dict(IMAGES), output=out, fresh=True)
+        assert json.loads((out / "weights.json").read_text())["weights"] == table
+
+    def test_an_entry_the_old_table_lacks_is_refused_too(self, fake_methods, tmp_path):
+        """A model name may now resolve to a new file (``model: embedded`` did, in session 8)."""
+        out = tmp_path / "run"
+        run_scenario(scenario_from_dict(IMAGES), output=out)
+        table = json.loads((out / "weights.json").read_text())
+        del table["weights"]["gesco_receiver"]
+        (out / "weights.json").write_text(json.dumps(table))
+        with pytest.raises(LinksimError, match="gesco_receiver added"):
+            run_scenario(scenario_from_dict(IMAGES), output=out)
+
+    def test_same_table_resumes_and_an_older_folder_is_not_vouched_for(self, fake_methods, tmp_path):
+        out = tmp_path / "run"
+        run_scenario(scenario_from_dict(IMAGES), output=out)
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(IMAGES), output=out)  # same table: every job resumed
+        assert fake_methods.CALLS == []
+        (out / "weights.json").unlink()  # a folder from before the table: resumed, its weights unknown
+        run_scenario(scenario_from_dict(dict(IMAGES, sweep={"csnr_db": [0, 10, 20], "cbr": [1]})), output=out)
+        assert not (out / "weights.json").exists()
+
+    def test_phy_studies_do_not_depend_on_weights(self, fake_methods, tmp_path):
+        raw = {"name": "phy", "seed": 0, "device": "cpu", "channel": {"kind": "awgn"}, "sweep": {"ebno_db": [0]},
+               "methods": [{"name": "s", "kind": "fake_study"}]}
+        run_scenario(scenario_from_dict(raw), output=tmp_path / "p")
+        self._older(tmp_path / "p")
+        run_scenario(scenario_from_dict(raw), output=tmp_path / "p")
+
+
+def test_fresh_leaves_nothing_of_the_earlier_run(fake_methods, tmp_path):
+    """``--fresh`` removes every file an earlier run wrote (its report.tex was left behind, and
+    looked current next to the new report.md)."""
+    out = tmp_path / "run"
+    run_scenario(scenario_from_dict(IMAGES), output=out)
+    for name in ("report.md", "report.tex", "run.json", "summary.csv"):
+        (out / name).write_text("stale")
+    run_scenario(scenario_from_dict(IMAGES), output=out, fresh=True)
+    assert not any((out / n).is_file() and (out / n).read_text() == "stale"
+                   for n in ("report.md", "report.tex", "run.json", "summary.csv"))
