@@ -163,6 +163,27 @@ def test_digital_channel_uses_and_lossless(tiny_model):
     torch.testing.assert_close(cond, condition(s.labels, s.instances, NUM_CLASSES))  # exact maps
 
 
+def test_digital_shows_an_fds_trained_model_fds_maps(tmp_path):
+    """A model trained on FDS-processed maps (``fds_training`` in its .json, as the shipped
+    receiver) only ever saw FDS outputs, so the exact digital map reaches it FDS-processed
+    (absent slots still zero); ``fds: false`` gives it the exact map."""
+    import torch.nn.functional as F
+
+    path = str(export_gesco(SemanticUNet(TINY), tmp_path / "fds.safetensors", {"train_config": {"fds_training": True}}))
+    s = scene_set(32, 64, 2, seed=0)
+    exact = condition(s.labels, s.instances, NUM_CLASSES)
+    # FDS written out here: 3x3 mean then 3x3 max, stride 1, edge-replicated borders
+    pad = lambda t: F.pad(t, (1, 1, 1, 1), mode="replicate")  # noqa: E731
+    want = F.max_pool2d(pad(F.avg_pool2d(pad(exact), 3, stride=1)), 3, stride=1)
+    want[:, :NUM_CLASSES] *= present_classes(s.labels, NUM_CLASSES)[:, :, None, None].float()
+    for fds_on, expected in ((True, want), (False, exact)):
+        m = _method(path, "digital", Fraction(1, 3), csnr=30.0, modulation="16qam", code_rate=0.5, fds=fds_on)
+        tx = m.encode(s.images, torch.Generator().manual_seed(0), side={"labels": s.labels, "instances": s.instances})
+        cond, _, outage = m.receive(m.channel(tx, torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)))
+        assert not bool(outage.any())
+        torch.testing.assert_close(cond, expected)
+
+
 def test_digital_undecodable_gives_unconditional(tiny_model):
     m = _method(tiny_model, "digital", Fraction(1, 24), csnr=-10.0, modulation="64qam", code_rate=0.9)
     s = scene_set(32, 64, 1, seed=0)
