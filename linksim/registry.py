@@ -30,23 +30,13 @@ importing the method; its class declares, for studies, ``result_columns``; a met
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from linksim.phy.refs import import_ref
+
 __all__ = ["Entry", "Registry", "CHANNELS", "METHODS", "METRICS", "BUILTINS", "load_entry_points"]
-
-
-def _import(ref: Any) -> Any:
-    """Resolve ``"package.module:attr"`` (or return a non-string as is)."""
-    if not isinstance(ref, str):
-        return ref
-    module, _, attr = ref.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split(".") if attr else ():
-        obj = getattr(obj, part)
-    return obj
 
 
 @dataclass
@@ -66,12 +56,12 @@ class Entry:
 
     def load(self) -> Any:
         """The implementation, imported on first use."""
-        self.cls = _import(self.cls)
+        self.cls = import_ref(self.cls)
         return self.cls
 
     def config(self) -> Any:
         """The config model, imported on first use."""
-        self.config_model = _import(self.config_model)
+        self.config_model = import_ref(self.config_model)
         return self.config_model
 
 

@@ -13,7 +13,6 @@ power normalisation and interleaving (analog) or coding and modulation (digital)
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from .fec import CRC, LDPC, crc_length
 from .impairments import RandomInterleaver
 from .links import ChannelRealization, GridInfo, Link, LinkConfig, LinkOutput, TransmitTimes
 from .mapping import QAMDemapper, QAMMapper, bits_per_symbol
+from .refs import import_ref
 
 __all__ = ["link_class", "build_link", "grid_info", "ChannelState", "AnalogChain", "DigitalChain",
            "DigitalRx"]
@@ -47,10 +47,7 @@ def link_class(cfg: LinkConfig | str) -> type[Link]:
     'FlatLink'
     """
     if isinstance(cfg, LinkConfig) and cfg.link is not None:
-        if isinstance(cfg.link, str):  # "package.module:Class" (the registry's reference, imported here)
-            module, _, name = cfg.link.partition(":")
-            return getattr(importlib.import_module(module), name)
-        return cfg.link
+        return import_ref(cfg.link)  # a class, or "package.module:Class" (the registry's reference)
     kind = cfg.kind if isinstance(cfg, LinkConfig) else cfg
     classes = _package_links()
     for cls in classes:
