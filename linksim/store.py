@@ -50,6 +50,7 @@ bytes reached the disk), the worst instant for a crash (``tests/linksim/test_sto
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -72,7 +73,7 @@ from linksim.sweep import expand
 __all__ = [
     "ResultsStore", "columns_for", "IMAGE_COLUMNS", "TIMING_COLUMNS", "EXECUTION_KEYS", "FAULT_ENV",
     "atomic_write_text", "atomic_path", "resume_conflicts", "read_points", "SELECTION_KEYS", "IMAGES_FILE",
-    "record_chunks", "WEIGHTS_FILE", "weight_conflicts",
+    "record_chunks", "WEIGHTS_FILE", "weight_conflicts", "method_files",
 ]
 
 log = logging.getLogger("linksim.store")
@@ -121,17 +122,63 @@ IMAGES_FILE = "images.json"
 WEIGHTS_FILE = "weights.json"
 
 
-def weight_conflicts(folder: Path) -> list[str]:
-    """The entries of the weight table that differ between ``folder/weights.json`` and this linksim
-    (``name changed|added|removed (what uses it)``), ``[]`` when they agree or the folder predates
-    the file."""
+#: files up to this size are fingerprinted by sha256, larger ones (an SD checkpoint) by size and mtime
+_HASH_LIMIT = 256 * 2**20
+
+
+def _fingerprint(path: Path) -> str:
+    """sha256 of a file (``size=..,mtime_ns=..`` above :data:`_HASH_LIMIT`); of a folder, the sha256
+    of its files' relative names and fingerprints."""
+    from linksim.weights import sha256_of
+
+    if path.is_dir():
+        parts = [f"{p.relative_to(path).as_posix()}={_fingerprint(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
+        return "dir:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    st = path.stat()
+    return sha256_of(path) if st.st_size <= _HASH_LIMIT else f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
+
+
+def method_files(scenario) -> dict[str, dict[str, str]]:
+    """``{method: {key: fingerprint}}`` of every string in a method's settings that names an
+    existing file or folder (a user's ``model: my.safetensors``, ``sd_path: sd21/``): the weights
+    the weight table does not know."""
+    out: dict[str, dict[str, str]] = {}
+
+    def walk(value, key: str, found: dict) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}", found)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]", found)
+        elif isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            if path.exists():
+                found[key] = _fingerprint(path)
+
+    for m in scenario.dump()["methods"]:
+        found: dict[str, str] = {}
+        for k, v in m.items():
+            if k not in ("name", "kind"):
+                walk(v, k, found)
+        if found:
+            out[m["name"]] = found
+    return out
+
+
+def weight_conflicts(folder: Path, scenario=None, methods=()) -> list[str]:
+    """What differs between ``folder/weights.json`` and this run: entries of the weight table
+    (``name changed|added|removed (what uses it)``) and, for ``methods`` of ``scenario``, the files
+    their settings name (``methods[m].model changed``); ``[]`` when they agree or the folder
+    predates the file (or its ``files`` record)."""
     from linksim.weights import KNOWN, weight_table
 
     path = folder / WEIGHTS_FILE
     if not path.is_file():
         return []
     try:
-        old = json.loads(path.read_text())["weights"]
+        record = json.loads(path.read_text())
+        old = record["weights"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return [f"{WEIGHTS_FILE} (unreadable)"]
     now = weight_table()
@@ -142,6 +189,13 @@ def weight_conflicts(folder: Path) -> list[str]:
         if old.get(n) != now.get(n):
             how = "added" if n not in old else "removed" if n not in now else "changed"
             out.append(f"{n} {how} ({KNOWN[n].used_by})" if n in KNOWN else f"{n} {how}")
+    if scenario is not None and isinstance(record.get("files"), dict):
+        files_now = method_files(scenario)
+        for m in sorted(methods):
+            was, is_ = record["files"].get(m, {}), files_now.get(m, {})
+            for key in sorted(set(was) | set(is_)):
+                if was.get(key) != is_.get(key):
+                    out.append(f"methods[{m}].{key} {'changed' if key in was and key in is_ else 'now names a file' if key in is_ else 'no longer found'}")
     return out
 
 
@@ -286,11 +340,12 @@ class ResultsStore:
                 )
             # the scenario alone does not fix the numbers of image methods: their weights do too
             image_methods = {m.name for m in scenario.methods if m.sends_images}
-            changed = weight_conflicts(self.dir) if any(m in image_methods for m, _ in finished) else []
+            done = {m for m, _ in finished if m in image_methods}
+            changed = weight_conflicts(self.dir, scenario, done) if done else []
             if changed:
                 more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
                 raise LinksimError(
-                    f"{self.dir}: holds results made with other weights (the weight table differs: {'; '.join(changed[:3])}{more}); "
+                    f"{self.dir}: holds results made with other weights (differs: {'; '.join(changed[:3])}{more}); "
                     f"rerun with --fresh to overwrite or choose another --output"
                 )
         atomic_write_text(old, yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"},
@@ -299,13 +354,14 @@ class ResultsStore:
         self._recover()
 
     def _write_weights(self) -> None:
-        """Record the weight table, unless finished results of an older folder (without the file) are
+        """Record the weight table and the files the methods name, unless finished results of an older folder (without the file) are
         resumed: their weights are unknown, and writing today's table would vouch for them."""
         from linksim.weights import weight_table
 
         path = self.dir / WEIGHTS_FILE
         if path.is_file() or not read_points(self.points):
-            atomic_write_text(path, json.dumps({"weights": weight_table()}, indent=1, sort_keys=True) + "\n")
+            record = {"weights": weight_table(), "files": method_files(self.scenario)}
+            atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
     def _remove_stale_tmp(self) -> None:
         """Temporary files of a killed run (never renamed into place)."""

@@ -36,6 +36,7 @@ class FakeStudy(Study):
 
 class FakeImageConfig(MethodConfig):
     kind: Literal["fake_image"] = "fake_image"
+    weights: str | None = None  # a user's weight file, never read (the store fingerprints it)
 
 
 class FakeImageMethod(ImageMethod):

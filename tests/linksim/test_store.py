@@ -210,7 +210,7 @@ class TestWeightTable:
         assert table["gesco_receiver"] == KNOWN["gesco_receiver"].sha256 and table["segmenter_scenes"] == KNOWN["segmenter_scenes"].sha256
         self._older(out)
         before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-        with pytest.raises(LinksimError, match=r"other weights \(the weight table differs: gesco_receiver changed "
+        with pytest.raises(LinksimError, match=r"other weights \(differs: gesco_receiver changed "
                                                r"\(gesco model: embedded.*--fresh"):
             run_scenario(scenario_from_dict(IMAGES), output=out)
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
@@ -236,6 +236,32 @@ class TestWeightTable:
         (out / "weights.json").unlink()  # a folder from before the table: resumed, its weights unknown
         run_scenario(scenario_from_dict(dict(IMAGES, sweep={"csnr_db": [0, 10, 20], "cbr": [1]})), output=out)
         assert not (out / "weights.json").exists()
+
+    def test_a_users_weight_file_that_changed_is_refused(self, fake_methods, tmp_path):
+        """A file a method names by path (``model: my.safetensors``) is not in the table: the folder
+        keeps its fingerprint; a finished method whose file changed is refused, one whose file is
+        the same resumes, and a method that has not run yet may change its file freely."""
+        w = tmp_path / "my.safetensors"
+        w.write_bytes(b"weights v1")
+        raw = dict(IMAGES, methods=[{"name": "a", "kind": "fake_image", "weights": str(w)}])
+        out = tmp_path / "run"
+        run_scenario(scenario_from_dict(raw), output=out)
+        files = json.loads((out / "weights.json").read_text())["files"]
+        assert list(files) == ["a"] and list(files["a"]) == ["weights"]  # cbr "1", csnr values: not files
+        w.write_bytes(b"weights v2")
+        with pytest.raises(LinksimError, match=r"differs: methods\[a\]\.weights changed\).*--fresh"):
+            run_scenario(scenario_from_dict(raw), output=out)
+        w.write_bytes(b"weights v1")  # the same content again (a new mtime): resumed
+        fake_methods.CALLS.clear()
+        run_scenario(scenario_from_dict(raw), output=out)
+        assert fake_methods.CALLS == []
+        w2 = tmp_path / "other.safetensors"
+        w2.write_bytes(b"b's weights")
+        grown = dict(raw, methods=[*raw["methods"], {"name": "b", "kind": "fake_image", "weights": str(w2)}])
+        run_scenario(scenario_from_dict(grown), output=out)
+        w2.write_bytes(b"b's weights, retrained")
+        with pytest.raises(LinksimError, match=r"methods\[b\]\.weights changed"):
+            run_scenario(scenario_from_dict(grown), output=out)
 
     def test_phy_studies_do_not_depend_on_weights(self, fake_methods, tmp_path):
         raw = {"name": "phy", "seed": 0, "device": "cpu", "channel": {"kind": "awgn"}, "sweep": {"ebno_db": [0]},
