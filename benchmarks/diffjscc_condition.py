@@ -47,11 +47,10 @@ def measure(refiner_dir, snr: float = 10.0, steps: int = 20, cbr: str = "1/96", 
     # the same noise for every image of a batch draw: refine each condition j at image i's noise by
     # rolling the conditions (roll k gives image i the condition of i - k)
     hits, swap = 0, []
+    d_own = (own - x1).square().mean(dim=(1, 2, 3))  # each refined image vs its own decode
     for k in range(1, n):
         rolled = refine(x1.roll(k, 0), seed)  # noise of image i, condition of image i-k
-        # rolled[i] under condition (i-k); compare own[i] with its own decode vs decode (i-k)
-        d_own = (own - x1).square().mean(dim=(1, 2, 3))
-        d_other = (own - x1.roll(k, 0)).square().mean(dim=(1, 2, 3))
+        d_other = (own - x1.roll(k, 0)).square().mean(dim=(1, 2, 3))  # own[i] vs decode (i-k)
         hits += int((d_own < d_other).sum())
         swap.append((rolled - own).square().mean(dim=(1, 2, 3)))
     other_noise = refine(x1, seed + 1000)

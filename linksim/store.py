@@ -138,10 +138,10 @@ def _fingerprint(path: Path) -> str:
     return sha256_of(path) if st.st_size <= _HASH_LIMIT else f"size={st.st_size},mtime_ns={st.st_mtime_ns}"
 
 
-def method_files(scenario) -> dict[str, dict[str, str]]:
-    """``{method: {key: fingerprint}}`` of every string in a method's settings that names an
-    existing file or folder (a user's ``model: my.safetensors``, ``sd_path: sd21/``): the weights
-    the weight table does not know."""
+def method_files(methods: list[dict]) -> dict[str, dict[str, str]]:
+    """``{method: {key: fingerprint}}`` of every string in a method's settings (``methods``: the
+    ``methods`` of a dumped scenario) that names an existing file or folder (a user's ``model:
+    my.safetensors``, ``sd_path: sd21/``): the weights the weight table does not know."""
     out: dict[str, dict[str, str]] = {}
 
     def walk(value, key: str, found: dict) -> None:
@@ -156,7 +156,7 @@ def method_files(scenario) -> dict[str, dict[str, str]]:
             if path.exists():
                 found[key] = _fingerprint(path)
 
-    for m in scenario.dump()["methods"]:
+    for m in methods:
         found: dict[str, str] = {}
         for k, v in m.items():
             if k not in ("name", "kind"):
@@ -166,11 +166,11 @@ def method_files(scenario) -> dict[str, dict[str, str]]:
     return out
 
 
-def weight_conflicts(folder: Path, scenario=None, methods=()) -> list[str]:
+def weight_conflicts(folder: Path, files_now: dict[str, dict[str, str]], methods=()) -> list[str]:
     """What differs between ``folder/weights.json`` and this run: entries of the weight table
-    (``name changed|added|removed (what uses it)``) and, for ``methods`` of ``scenario``, the files
-    their settings name (``methods[m].model changed``); ``[]`` when they agree or the folder
-    predates the file (or its ``files`` record)."""
+    (``name changed|added|removed (what uses it)``) and, for ``methods``, the files their settings
+    name (``files_now``: :func:`method_files` of this run; ``methods[m].model changed``); ``[]`` when
+    they agree or the folder predates the file (or its ``files`` record)."""
     from linksim.weights import KNOWN, weight_table
 
     path = folder / WEIGHTS_FILE
@@ -189,8 +189,7 @@ def weight_conflicts(folder: Path, scenario=None, methods=()) -> list[str]:
         if old.get(n) != now.get(n):
             how = "added" if n not in old else "removed" if n not in now else "changed"
             out.append(f"{n} {how} ({KNOWN[n].used_by})" if n in KNOWN else f"{n} {how}")
-    if scenario is not None and isinstance(record.get("files"), dict):
-        files_now = method_files(scenario)
+    if isinstance(record.get("files"), dict):
         for m in sorted(methods):
             was, is_ = record["files"].get(m, {}), files_now.get(m, {})
             for key in sorted(set(was) | set(is_)):
@@ -318,6 +317,7 @@ class ResultsStore:
         self._remove_stale_tmp()
         resolved = scenario.dump()
         old = self.dir / "scenario.yaml"
+        files = method_files(resolved["methods"])  # fingerprints of the files the methods name (hashed once)
         if fresh:
             for p in (self.results, self.points, self.dir / "summary.csv", self.dir / "run.json",
                       self.dir / "report.md", self.dir / "report.tex", self.dir / IMAGES_FILE,
@@ -341,7 +341,7 @@ class ResultsStore:
             # the scenario alone does not fix the numbers of image methods: their weights do too
             image_methods = {m.name for m in scenario.methods if m.sends_images}
             done = {m for m, _ in finished if m in image_methods}
-            changed = weight_conflicts(self.dir, scenario, done) if done else []
+            changed = weight_conflicts(self.dir, files, done) if done else []
             if changed:
                 more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
                 raise LinksimError(
@@ -350,17 +350,18 @@ class ResultsStore:
                 )
         atomic_write_text(old, yaml.safe_dump({k: v for k, v in resolved.items() if k != "output"},
                                               sort_keys=False))
-        self._write_weights()
+        self._write_weights(files)
         self._recover()
 
-    def _write_weights(self) -> None:
-        """Record the weight table and the files the methods name, unless finished results of an older folder (without the file) are
-        resumed: their weights are unknown, and writing today's table would vouch for them."""
+    def _write_weights(self, files: dict[str, dict[str, str]]) -> None:
+        """Record the weight table and the files the methods name (``files``), unless finished
+        results of an older folder (without the file) are resumed: their weights are unknown, and
+        writing today's table would vouch for them."""
         from linksim.weights import weight_table
 
         path = self.dir / WEIGHTS_FILE
         if path.is_file() or not read_points(self.points):
-            record = {"weights": weight_table(), "files": method_files(self.scenario)}
+            record = {"weights": weight_table(), "files": files}
             atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
     def _remove_stale_tmp(self) -> None:

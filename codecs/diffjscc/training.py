@@ -125,11 +125,6 @@ def stage1_reconstruct(models: list, x: torch.Tensor, csnr_db: torch.Tensor, whi
     return out
 
 
-def refiner_scheduler_config(cfg: TrainDiffJSCCConfig) -> dict:
-    """The diffusers scheduler kwargs of a run: its schedule and its ``prediction_type``."""
-    return {**scheduler_config(cfg.schedule), "prediction_type": cfg.prediction_type}
-
-
 def _subcrop(x: torch.Tensor, x1: torch.Tensor, size: int, generator: torch.Generator):
     """The same random ``size`` window of each image and of its stage-1 decode."""
     if size == x.shape[-1] and size == x.shape[-2]:
@@ -171,7 +166,7 @@ def _train(cfg: TrainDiffJSCCConfig, output_dir, resume: bool, progress: bool, s
         raise ValueError(f"refiner_crop {cfg.refiner_crop} exceeds data.crop {cfg.data.crop}")
     unet = build_conditional_unet(cfg.model, cfg.refiner_crop).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
-    sched = refiner_scheduler_config(cfg)
+    sched = scheduler_config(cfg.schedule, cfg.prediction_type)
     abar = ddim_scheduler(sched).alphas_cumprod.to(device, torch.float32)
     T = abar.numel()
     models = _stage1_models(cfg, device)
@@ -250,7 +245,7 @@ def export_run(run_dir: str | Path, dest: str | Path | None = None) -> Path:
     ema = build_conditional_unet(cfg.model, cfg.refiner_crop)
     ema.load_state_dict(ck["ema"])
     losses = ck["losses"][-100:]
-    return export_refiner(ema.eval(), refiner_scheduler_config(cfg), dest or EMBEDDED_DDPM_DIR, cfg.export_dtype, extra={
+    return export_refiner(ema.eval(), scheduler_config(cfg.schedule, cfg.prediction_type), dest or EMBEDDED_DDPM_DIR, cfg.export_dtype, extra={
         "trained_steps": int(ck["step"]), "batch_size": cfg.batch_size,
         "final_loss_mean_100": sum(losses) / max(len(losses), 1), "train_config": cfg.model_dump(mode="json"),
     })

@@ -159,10 +159,11 @@ def build_unet(cfg: UNetConfig, sample_size: int):
     )
 
 
-def scheduler_config(cfg: ScheduleConfig) -> dict:
-    """The diffusers ``DDPMScheduler`` kwargs of this schedule (eps prediction, fixed-small variance)."""
+def scheduler_config(cfg: ScheduleConfig, prediction_type: str = "epsilon") -> dict:
+    """The diffusers ``DDPMScheduler`` kwargs of this schedule (fixed-small variance) for a UNet that
+    predicts ``prediction_type`` (diffusers' ``epsilon`` | ``sample`` | ``v_prediction``)."""
     return dict(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
-                beta_schedule="linear", prediction_type="epsilon", variance_type="fixed_small", clip_sample=True)
+                beta_schedule="linear", prediction_type=prediction_type, variance_type="fixed_small", clip_sample=True)
 
 
 def training_target(prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:

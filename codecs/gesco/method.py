@@ -47,7 +47,7 @@ from linksim.weights import verify_shipped
 
 from ..base import Decoded, ImageMethod, OperatingPoint, RxSignal, TxSignal
 from ..separation import SeparationMethod, pack_stream, parse_stream
-from .model import SemanticUNet, SemanticUNetConfig, clean_up
+from .model import SemanticUNet, SemanticUNetConfig, clean_up, fds
 from .sampler import GescoSampler
 from .semantic import condition, paper_channel, present_classes
 # settings and static checks are torch-free (the validator's); re-exported for the method's users
@@ -292,10 +292,11 @@ class GescoMethod(ImageMethod):
             one = F.one_hot(lab.clamp(max=k), k + 1).permute(2, 0, 1).float()[:k]  # id k = unlabelled
             cond[i] = torch.cat([one, edge[None].float()]).to(cond.device)
             outage[i] = False
-        if self.config.fds and getattr(self.net, "fds_trained", False):
+        if self.config.fds and self.net.fds_trained:
             # the exact map is not denoised, but a model trained on FDS-processed maps (fds_training)
-            # has only ever seen FDS outputs: show it the map as it learnt maps look
-            cond = self._clean_up(cond, cond[:, :k].flatten(2).amax(dim=2) > 0)
+            # has only ever seen FDS outputs: show it the map as it learnt maps look (absent class
+            # slots are all zero and FDS keeps them so: nothing to re-insert)
+            cond = fds(cond)
         extras = {"downsample": rx.tx_meta["downsample"], "map_symbols": rx.tx_meta["map_symbols"], "side_bits": 0,
                   "crc_ok": cw_ok.all(dim=1).cpu(), "cbr_defined": True}
         return cond, extras, outage

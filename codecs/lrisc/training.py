@@ -281,7 +281,7 @@ def _diffusion(cfg: TrainLRISCConfig, out: Path, resume, progress, stop_at):
         raise ValueError(f"diffusion.window {d.window} must be a multiple of {model.multiple} and <= data.crop")
     unet = build_conditional_unet(d.model, d.window, cond_channels=model.config.latent).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
-    sched = {**scheduler_config(d.schedule), "prediction_type": d.prediction_type}
+    sched = scheduler_config(d.schedule, d.prediction_type)
     from .decoder import ddim_alphas
 
     abar = ddim_alphas(sched).to(device)
